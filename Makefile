@@ -1,0 +1,54 @@
+# Marketing KPI kit. `make` (or `make help`) lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+QUARTER ?= latest
+DATA    ?= data/sample
+OUT     ?= reports
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m ipykernel install --prefix "$(abspath $(VENV))" --name kpi-kit \
+		--display-name "Marketing KPI kit" > /dev/null
+	@touch $(STAMP)
+
+.PHONY: help install report summary validate test lint lab sample bench clean
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## create .venv (when missing) and install the kit with its test tools
+
+report: $(STAMP) ## render the quarterly report of data/sample into reports/ (QUARTER=latest)
+	$(BIN)/kpi report --data $(DATA) --quarter $(QUARTER) --out $(OUT)
+
+summary: $(STAMP) ## print a quarter's KPI table in the terminal
+	$(BIN)/kpi summary --data $(DATA) --quarter $(QUARTER)
+
+validate: $(STAMP) ## check DATA against the data contract
+	$(BIN)/kpi validate --data $(DATA)
+
+test: $(STAMP) ## run the whole test suite (unit, notebooks, report, browser)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff on the package, tests, benchmarks and notebooks
+	$(BIN)/ruff check kpi_helpers tests benchmarks notebooks
+
+lab: $(STAMP) ## start JupyterLab on the notebooks with the kit's kernel
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+sample: $(STAMP) ## regenerate data/sample (seed 42, scale 1)
+	$(BIN)/kpi sample --out data/sample --seed 42 --scale 1
+
+bench: $(STAMP) ## run the benchmarks (prints figures; minutes)
+	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_attribution.py
+
+clean: ## remove rendered reports and caches (keeps .venv)
+	rm -rf $(OUT)/*/ $(OUT)/index.html .pytest_cache .ruff_cache .hypothesis

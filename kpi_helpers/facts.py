@@ -1,0 +1,321 @@
+"""Facts: the aggregated counts and sums the KPIs are computed from, built in the engine.
+
+Every function here filters, joins and groups in the engine (DuckDB, Spark, a warehouse) and
+fetches only aggregated rows through :meth:`DataSource.fetch`. The KPI arithmetic on top of these
+facts lives in :mod:`kpi_helpers.kpis` and :mod:`kpi_helpers.goals`.
+
+Period definitions (a quarter Q, fiscal calendar from ``goals.yml``):
+
+- ``visits``: sessions on days in Q; ``leads``: leads created in Q; ``mqls`` / ``sqls``: leads whose
+  ``mql_at`` / ``sql_at`` falls in Q; ``opportunities``: created in Q (``lead_opportunities``: those
+  with a lead); ``won_deals`` / ``won_revenue``: won and closed in Q (all sources);
+  ``lead_won_deals`` / ``lead_revenue``: the same for deals with a lead;
+  ``new_customers``: accounts whose first won deal closed in Q;
+  ``marketing_cost``: every cost type but ``sales``; ``sales_cost``: cost type ``sales``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+from ibis import _
+
+from .periods import Quarter, quarter_key_expr
+from .schema import SALES_SOURCED
+from .source import DataSource
+
+QUARTER_FACTS = (
+    "revenue", "visits", "users", "new_users", "engaged_sessions", "session_duration_s", "pageviews",
+    "organic_visits", "goal_completions", "leads", "mqls", "sqls", "opportunities", "lead_opportunities",
+    "won_deals", "won_revenue", "lead_won_deals", "lead_revenue", "new_customers", "marketing_cost",
+    "sales_cost", "content_views", "email_sends", "email_opens", "attendees",
+)
+CHANNEL_FACTS = (
+    "visits", "leads", "mqls", "sqls", "opportunities", "won_deals", "lead_revenue", "marketing_cost",
+)
+ORGANIC = "Organic Search"
+
+
+def _between(col: ir.Value, start: dt.date, end: dt.date) -> ir.BooleanValue:
+    """``start <= col < end``; compares as timestamps so date and timestamp columns both work."""
+    return (col.cast("timestamp") >= ibis.timestamp(start.isoformat())) & (
+        col.cast("timestamp") < ibis.timestamp(end.isoformat())
+    )
+
+
+def _grouped(
+    src: DataSource,
+    table: ir.Table,
+    date_col: str,
+    aggs: dict[str, Any],
+    first: Quarter,
+    last: Quarter,
+    by: Sequence[str] = (),
+    label: str = "",
+) -> pd.DataFrame:
+    """Aggregate ``table`` per quarter key (and ``by`` columns) over ``first``..``last``."""
+    fy = first.fy_start_month
+    t = table.filter(_between(table[date_col], first.start, last.end))
+    t = t.mutate(qkey=quarter_key_expr(t[date_col], fy))
+    out = src.fetch(t.group_by(["qkey", *by]).aggregate(**aggs), label=label)
+    return out
+
+
+def quarterly_facts(src: DataSource, first: Quarter, last: Quarter) -> pd.DataFrame:
+    """One row per quarter from ``first`` to ``last`` (inclusive), columns :data:`QUARTER_FACTS`.
+
+    Quarters without data get zeros (counts and amounts), so ratios of them are explicit zeros,
+    not missing rows.
+    """
+    fy = first.fy_start_month
+    keys = list(range(first.key, last.key + 1))
+    parts = _facts_parts(src, first, last, by=())
+    df = pd.DataFrame({"qkey": keys})
+    for p in parts:
+        df = df.merge(p, on="qkey", how="left")
+    df = df.fillna(0)
+    df.index = [Quarter.from_key(k, fy).label for k in df["qkey"]]
+    df.index.name = "quarter"
+    for c in QUARTER_FACTS:
+        if c not in df:
+            df[c] = 0
+    out = df[list(QUARTER_FACTS)].astype(float)
+    counts = [c for c in QUARTER_FACTS if c not in ("revenue", "session_duration_s", "won_revenue",
+                                                    "lead_revenue", "marketing_cost", "sales_cost")]
+    out[counts] = out[counts].round().astype("int64")
+    return out
+
+
+def _facts_parts(src: DataSource, first: Quarter, last: Quarter, by: Sequence[str]) -> list[pd.DataFrame]:
+    """Aggregates per quarter (and channel when ``by`` is ("channel",))."""
+    per_channel = bool(by)
+    parts: list[pd.DataFrame] = []
+
+    def add(table: ir.Table, date_col: str, aggs: dict[str, Any], label: str, keys: Sequence[str] = by) -> None:
+        parts.append(_grouped(src, table, date_col, aggs, first, last, keys, label))
+
+    web: dict[str, Any] = {"visits": _.sessions.sum()}
+    if not per_channel:
+        web.update(
+            users=_.users.sum(), new_users=_.new_users.sum(), engaged_sessions=_.engaged_sessions.sum(),
+            session_duration_s=_.session_duration_s.sum(), pageviews=_.pageviews.sum(),
+            organic_visits=(_.channel == ORGANIC).ifelse(_.sessions, 0).sum(),
+        )
+    add(src.table("web_sessions"), "date", web, "web_sessions by quarter")
+
+    leads = src.table("leads")
+    add(leads, "created_at", {"leads": _.count()}, "leads")
+    add(leads, "mql_at", {"mqls": _.count()}, "mqls")
+    add(leads, "sql_at", {"sqls": _.count()}, "sqls")
+
+    opps = _opportunities_with_channel(src)
+    opp: dict[str, Any] = {"opportunities": _.count()}
+    if not per_channel:
+        opp["lead_opportunities"] = _.lead_id.notnull().cast("int64").sum()
+    add(opps, "created_at", opp, "opportunities")
+
+    won = opps.filter(opps.stage == "won")
+    won_aggs: dict[str, Any] = {
+        "won_deals": _.count(),
+        "lead_revenue": _.lead_id.notnull().ifelse(_.amount, 0.0).sum(),
+    }
+    if not per_channel:
+        won_aggs.update(won_revenue=_.amount.sum(), lead_won_deals=_.lead_id.notnull().cast("int64").sum())
+    add(won, "closed_at", won_aggs, "won deals")
+
+    spend: dict[str, Any] = {"marketing_cost": (_.cost_type != "sales").ifelse(_.amount, 0.0).sum()}
+    if not per_channel:
+        spend["sales_cost"] = (_.cost_type == "sales").ifelse(_.amount, 0.0).sum()
+    add(src.table("spend"), "date", spend, "spend")
+
+    if not per_channel:
+        firsts = won.group_by("account_id").aggregate(first_won=won.closed_at.min())
+        add(firsts, "first_won", {"new_customers": _.count()}, "new customers")
+        add(src.table("revenue"), "month", {"revenue": _.revenue.sum()}, "revenue")
+        add(src.table("web_goals"), "date", {"goal_completions": _.completions.sum()}, "goal completions")
+        add(src.table("content"), "date", {
+            "content_views": _.views.sum(), "email_sends": _.email_sends.sum(),
+            "email_opens": _.email_opens.sum(), "attendees": _.attendees.sum(),
+        }, "content")
+    return parts
+
+
+def _opportunities_with_channel(src: DataSource) -> ir.Table:
+    """Opportunities with the channel of their lead (``(sales-sourced)`` when there is no lead)."""
+    opps = src.table("opportunities")
+    leads = src.table("leads").select(lead_id_l="lead_id", lead_channel="channel")
+    j = opps.left_join(leads, opps.lead_id == leads.lead_id_l)
+    return j.mutate(channel=j.lead_channel.fill_null(SALES_SOURCED)).drop("lead_id_l", "lead_channel")
+
+
+def channel_facts(src: DataSource, quarter: Quarter) -> pd.DataFrame:
+    """One row per channel for ``quarter``, columns :data:`CHANNEL_FACTS`.
+
+    Opportunities and revenue take the channel of their lead; deals without a lead are
+    ``(sales-sourced)``; cost not tied to a channel is ``(unallocated)``. The rows therefore add up
+    to the quarter's totals.
+    """
+    parts = _facts_parts(src, quarter, quarter, by=("channel",))
+    df = pd.DataFrame(columns=["qkey", "channel"])
+    for p in parts:
+        p = p.astype({"channel": object})
+        df = p if df.empty else df.merge(p, on=["qkey", "channel"], how="outer")
+    df = df.drop(columns="qkey").fillna(0).set_index("channel").sort_index()
+    for c in CHANNEL_FACTS:
+        if c not in df:
+            df[c] = 0
+    df = df[list(CHANNEL_FACTS)].astype(float)
+    counts = [c for c in CHANNEL_FACTS if c not in ("lead_revenue", "marketing_cost")]
+    df[counts] = df[counts].round().astype("int64")
+    df.index = df.index.astype(str)
+    df.index.name = "channel"
+    return df
+
+
+def revenue_by_fiscal_year(src: DataSource, *, complete_only: bool = True) -> pd.Series:
+    """Company revenue per fiscal year (from ``revenue``); with ``complete_only`` only years with 12 months."""
+    fy = src.settings.fiscal_year_start_month
+    rev = src.table("revenue")
+    t = rev.mutate(qkey=quarter_key_expr(rev.month, fy))
+    t = t.mutate(fiscal_year=t.qkey // 4)
+    out = src.fetch(t.group_by("fiscal_year").aggregate(revenue=t.revenue.sum(), months=t.count()),
+                    label="revenue by fiscal year")
+    out = out.sort_values("fiscal_year")
+    if complete_only:
+        out = out[out["months"] == 12]
+    s = out.set_index("fiscal_year")["revenue"].astype(float)
+    s.index = s.index.astype(int)
+    s.index.name = "fiscal_year"
+    return s
+
+
+def revenue_by_quarter(src: DataSource) -> pd.DataFrame:
+    """Company revenue per fiscal quarter: columns fiscal_year, q, revenue, months (complete when 3)."""
+    fy = src.settings.fiscal_year_start_month
+    rev = src.table("revenue")
+    t = rev.mutate(qkey=quarter_key_expr(rev.month, fy))
+    out = src.fetch(t.group_by("qkey").aggregate(revenue=t.revenue.sum(), months=t.count()),
+                    label="revenue by quarter").sort_values("qkey")
+    out["fiscal_year"] = (out["qkey"] // 4).astype(int)
+    out["q"] = (out["qkey"] % 4 + 1).astype(int)
+    out["quarter"] = [Quarter.from_key(k, fy).label for k in out["qkey"]]
+    return out[["quarter", "fiscal_year", "q", "revenue", "months"]].reset_index(drop=True)
+
+
+def cohort_funnel(
+    src: DataSource, start: dt.date, end: dt.date, *, by: str | None = "channel"
+) -> pd.DataFrame:
+    """Funnel of the leads *created* in ``[start, end)``, followed to the data's end.
+
+    Columns: leads, mqls, sqls, opportunities, won (leads reaching each stage; nested, so rates
+    stay in [0, 1]) and median days lead->MQL, MQL->SQL, SQL->opportunity, opportunity->won.
+    One row per ``by`` value (channel) or a single ``all`` row.
+    """
+    leads = src.table("leads")
+    leads = leads.filter(_between(leads.created_at, start, end))
+    opps = src.table("opportunities").filter(lambda o: o.lead_id.notnull())
+    per_lead = opps.group_by("lead_id").aggregate(
+        opp_at=opps.created_at.min(),
+        won_at=(opps.stage == "won").ifelse(opps.closed_at, ibis.null("timestamp")).min(),
+    ).rename(o_lead_id="lead_id")
+    j = leads.left_join(per_lead, leads.lead_id == per_lead.o_lead_id)
+
+    def days(a: ir.Value, b: ir.Value) -> ir.Value:
+        return (b.epoch_seconds() - a.epoch_seconds()) / 86400.0
+
+    keys = [by] if by else []
+    agg = j.group_by(keys).aggregate(
+        leads=j.count(),
+        mqls=j.mql_at.notnull().cast("int64").sum(),
+        sqls=j.sql_at.notnull().cast("int64").sum(),
+        opportunities=j.opp_at.notnull().cast("int64").sum(),
+        won=j.won_at.notnull().cast("int64").sum(),
+        days_lead_to_mql=days(j.created_at, j.mql_at).median(),
+        days_mql_to_sql=days(j.mql_at, j.sql_at).median(),
+        days_sql_to_opportunity=days(j.sql_at, j.opp_at).median(),
+        days_opportunity_to_won=days(j.opp_at, j.won_at).median(),
+    )
+    out = src.fetch(agg, label="cohort funnel")
+    if by:
+        out[by] = out[by].astype(str)
+        out = out.set_index(by).sort_index()
+    else:
+        out.index = ["all"]
+    return out
+
+
+def web_breakdown(src: DataSource, quarter: Quarter, by: str) -> pd.DataFrame:
+    """Web metrics of ``quarter`` per ``by`` (device, channel, landing_page, source, medium)."""
+    ws = src.table("web_sessions").filter(lambda t: _between(t.date, quarter.start, quarter.end))
+    agg = ws.group_by(by).aggregate(
+        sessions=ws.sessions.sum(), users=ws.users.sum(), new_users=ws.new_users.sum(),
+        engaged_sessions=ws.engaged_sessions.sum(), session_duration_s=ws.session_duration_s.sum(),
+    )
+    out = src.fetch(agg, label=f"web by {by}")
+    out[by] = out[by].astype(object).fillna("(not set)").astype(str)
+    return out.set_index(by).sort_values("sessions", ascending=False)
+
+
+def goal_facts(src: DataSource, quarter: Quarter, *, by_landing_page: bool = True) -> pd.DataFrame:
+    """Goal completions of ``quarter`` per goal (and landing page), with the sessions they come from.
+
+    ``sessions`` is the quarter's sessions on that landing page (all sessions when per goal only),
+    so ``completions / sessions`` is the goal conversion rate.
+    """
+    goals = src.table("web_goals").filter(lambda t: _between(t.date, quarter.start, quarter.end))
+    ws = src.table("web_sessions").filter(lambda t: _between(t.date, quarter.start, quarter.end))
+    if by_landing_page:
+        g = goals.group_by(["goal", "landing_page"]).aggregate(completions=goals.completions.sum())
+        s = ws.group_by("landing_page").aggregate(sessions=ws.sessions.sum()).rename(lp="landing_page")
+        j = g.left_join(s, g.landing_page == s.lp).drop("lp")
+        out = src.fetch(j.mutate(sessions=j.sessions.fill_null(0)), label="goals by landing page")
+        out = out.astype({"goal": object, "landing_page": object})
+        return out.sort_values(["goal", "completions"], ascending=[True, False]).reset_index(drop=True)
+    g = src.fetch(goals.group_by("goal").aggregate(completions=goals.completions.sum()), label="goals")
+    total = src.fetch(ws.sessions.sum(), label="sessions total")
+    g["sessions"] = 0 if total is None or pd.isna(total) else int(total)
+    return g.astype({"goal": object}).sort_values("goal").set_index("goal")
+
+
+def spend_breakdown(src: DataSource, quarter: Quarter) -> pd.DataFrame:
+    """Cost of ``quarter`` per channel, campaign and cost type (``amount``)."""
+    sp = src.table("spend").filter(lambda t: _between(t.date, quarter.start, quarter.end))
+    out = src.fetch(sp.group_by(["channel", "campaign", "cost_type"]).aggregate(amount=sp.amount.sum()),
+                    label="spend breakdown")
+    out = out.astype({"channel": object, "campaign": object, "cost_type": object})
+    out["campaign"] = out["campaign"].fillna("(none)")
+    return out.sort_values(["channel", "campaign", "cost_type"]).reset_index(drop=True)
+
+
+def content_breakdown(src: DataSource, quarter: Quarter) -> pd.DataFrame:
+    """Content reach of ``quarter`` per asset type: views, email sends/opens, attendees, assets."""
+    c = src.table("content").filter(lambda t: _between(t.date, quarter.start, quarter.end))
+    out = src.fetch(c.group_by("asset_type").aggregate(
+        assets=c.asset.nunique(), views=c.views.sum(), email_sends=c.email_sends.sum(),
+        email_opens=c.email_opens.sum(), attendees=c.attendees.sum(),
+    ), label="content breakdown")
+    out = out.astype({"asset_type": object}).set_index("asset_type").sort_index()
+    return out.fillna(0)
+
+
+def customer_revenue(src: DataSource, start: dt.date, end: dt.date) -> tuple[float, int]:
+    """Won revenue closed in ``[start, end)`` and the number of distinct accounts it came from."""
+    o = src.table("opportunities")
+    w = o.filter((o.stage == "won") & _between(o.closed_at, start, end))
+    row = src.fetch(w.aggregate(revenue=w.amount.sum(), customers=w.account_id.nunique()),
+                    label="customer revenue").iloc[0]
+    rev = 0.0 if pd.isna(row["revenue"]) else float(row["revenue"])
+    return rev, int(row["customers"] or 0)
+
+
+def days_covered(src: DataSource, quarter: Quarter) -> int:
+    """Days of ``quarter`` the data covers (the whole quarter once it is complete)."""
+    end = src.data_end
+    if end is None or end < quarter.start:
+        return 0
+    return min((end - quarter.start).days + 1, quarter.days)

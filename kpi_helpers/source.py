@@ -1,0 +1,495 @@
+"""Open a data source, map it to the contract, validate it, and hand out typed Ibis tables.
+
+A data source is a folder with one file per contract table (``<table>.csv``, ``<table>.csv.gz``,
+``<table>.parquet`` or a folder ``<table>/`` of Parquet files), read by embedded DuckDB, or any
+database Ibis connects to (``duckdb:///file.db``, ``postgres://...``, ``pyspark``, ...) whose tables
+carry the contract's names and columns.
+
+Everything that shrinks data runs in the engine. :meth:`DataSource.fetch` is the one door from the
+engine to pandas; it counts the rows that pass through it so tests can prove that only aggregated
+rows ever reach pandas.
+
+Validation runs on every open, in the engine, and reports every problem of the source together
+(:class:`~kpi_helpers.exceptions.SchemaError`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from . import mapping as mapping_mod
+from .config import Settings, load_settings
+from .exceptions import KpiError, Problem, SchemaError
+from .periods import Quarter, parse_quarter
+from .schema import CONTRACT, COVERAGE, IBIS_TYPES, REFERENCES, Column, Table
+
+ROW = "__row"  # 1-based data-row number of file sources, for error messages
+EXAMPLES = 5  # offending rows shown per problem
+
+_EXPECTED = {
+    "date": "an ISO date YYYY-MM-DD",
+    "timestamp": "an ISO date-time YYYY-MM-DD[ HH:MM:SS]",
+    "count": "a whole number",
+    "amount": "a number",
+    "seconds": "a number of seconds",
+}
+
+
+def _q_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _q_str(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _find_file(folder: Path, table: str, explicit: str | None) -> Path | None:
+    if explicit:
+        hits = sorted(folder.glob(explicit))
+        return hits[0] if len(hits) == 1 else (folder / explicit if not hits else None)
+    for name in (f"{table}.parquet", f"{table}.csv", f"{table}.csv.gz", table):
+        p = folder / name
+        if p.is_file() or (p.is_dir() and any(p.glob("*.parquet"))):
+            return p
+    return None
+
+
+def _reader_sql(path: Path, read_opts: Mapping[str, Any]) -> str:
+    """DuckDB table function reading ``path`` raw: CSV as text (types are checked by us)."""
+    if path.is_dir():
+        return f"read_parquet({_q_str(str(path / '*.parquet'))})"
+    if path.suffix == ".parquet":
+        return f"read_parquet({_q_str(str(path))})"
+    opts = {"header": True, "all_varchar": True, **read_opts}
+    rendered = []
+    for k, v in opts.items():
+        if isinstance(v, bool):
+            rendered.append(f"{k}={'true' if v else 'false'}")
+        elif isinstance(v, int | float):
+            rendered.append(f"{k}={v}")
+        else:
+            rendered.append(f"{k}={_q_str(str(v))}")
+    return f"read_csv({_q_str(str(path))}, {', '.join(rendered)})"
+
+
+def _is_string(dtype: Any) -> bool:
+    return dtype.is_string()
+
+
+def _kind_matches(kind: str, dtype: Any) -> bool:
+    if kind == "string":
+        return dtype.is_string()
+    if kind == "date":
+        return dtype.is_date() or dtype.is_timestamp()
+    if kind == "timestamp":
+        return dtype.is_timestamp() or dtype.is_date()
+    return dtype.is_numeric()
+
+
+def _typed(col: Column, raw: ir.Value) -> ir.Value:
+    """Cast a raw column to its contract type (NULL where blank or unparseable)."""
+    target = IBIS_TYPES[col.kind]
+    dtype = raw.type()
+    if col.kind == "string":
+        v = raw.cast("string").strip()
+        v = v.nullif("")
+        return v.lower() if col.accepted else v
+    if not _is_string(dtype):
+        if col.kind == "date":
+            return raw.cast("timestamp").date() if dtype.is_timestamp() else raw.cast("date")
+        if col.kind == "timestamp":
+            return raw.cast("timestamp")
+        return raw.cast(target)
+    text = raw.strip().nullif("")
+    if col.kind == "date":
+        return text.try_cast("timestamp").date()
+    if col.kind == "timestamp":
+        return text.try_cast("timestamp")
+    number = text.try_cast("float64")
+    return number.cast("int64") if col.kind == "count" else number
+
+
+@dataclass
+class _Check:
+    column: str
+    expected: str
+    cond: ir.BooleanValue
+    show: str | None = None  # column whose offending values are shown
+
+
+class DataSource:
+    """A validated data source: the contract's tables as typed Ibis expressions.
+
+    Use :meth:`open`; then :meth:`table` for a typed table, :attr:`data_end` for coverage, and
+    :meth:`fetch` to execute an (aggregated) expression into pandas.
+    """
+
+    def __init__(
+        self,
+        con: Any,
+        tables: Mapping[str, ir.Table],
+        *,
+        name: str,
+        settings: Settings,
+        files: Mapping[str, Path] | None = None,
+    ) -> None:
+        self.con = con
+        self._tables = dict(tables)
+        self.name = name
+        self.settings = settings
+        self.files = dict(files or {})
+        #: rows that crossed from the engine into pandas through :meth:`fetch`
+        self.rows_fetched = 0
+        self.fetches: list[tuple[str, int]] = []
+
+    # -- opening ---------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        data: str | Path | None = None,
+        *,
+        mapping: str | Path | Iterable[str | Path] | None = None,
+        goals: str | Path | None = None,
+        engine: str = "duckdb",
+        validate: bool = True,
+        tables: Iterable[str] | None = None,
+    ) -> DataSource:
+        """Open ``data`` (a folder of exports) with ``engine`` (``duckdb`` or an Ibis URL).
+
+        ``goals`` defaults to ``goals.yml`` in the data folder. Raises :class:`SchemaError`
+        listing every contract violation when ``validate`` is true (the default). ``tables``
+        restricts a folder source to some contract tables (the others are empty), e.g. to check
+        one export and its mapping on its own.
+        """
+        if engine in (None, "", "duckdb"):
+            if data is None:
+                raise KpiError("a data folder is needed with the duckdb engine (`--data DIR`)")
+            folder = Path(data).expanduser().resolve()
+            if not folder.is_dir():
+                raise KpiError(f"data folder `{data}` does not exist or is not a folder")
+            goals_path = Path(goals) if goals else folder / "goals.yml"
+            settings = load_settings(goals_path)
+            return cls._open_folder(folder, mapping, settings, validate, tables)
+        if mapping:
+            raise KpiError(
+                "column mappings apply to exported files read with the duckdb engine; for a database "
+                "engine create views with the contract's names instead (see docs/engines.md)"
+            )
+        settings = load_settings(Path(goals) if goals else (Path(data) / "goals.yml" if data else None))
+        return cls._open_connection(engine, settings, validate)
+
+    @classmethod
+    def _open_folder(
+        cls, folder: Path, mapping: Any, settings: Settings, validate: bool, only: Iterable[str] | None = None
+    ) -> DataSource:
+        maps = mapping_mod.load_mappings(mapping)
+        wanted = set(only) if only is not None else set(CONTRACT)
+        unknown = wanted - set(CONTRACT)
+        if unknown:
+            raise KpiError(f"unknown table(s) {sorted(unknown)}; the contract has {', '.join(CONTRACT)}")
+        con = ibis.duckdb.connect()
+        raw: dict[str, ir.Table] = {}
+        files: dict[str, Path] = {}
+        problems: list[Problem] = []
+        absent: dict[str, set[str]] = {}
+        for table in CONTRACT.values():
+            spec = maps.get(table.name, mapping_mod.TableMapping())
+            path = _find_file(folder, table.name, spec.file) if table.name in wanted else None
+            label = spec.file or f"{table.name}.csv"
+            if path is None and table.name not in wanted:
+                raw[table.name] = cls._empty(con, table)
+                continue
+            if path is None:
+                if table.required:
+                    problems.append(Problem(label, "", f"a file `{table.name}.csv` or `{table.name}.parquet` "
+                                            f"in `{folder}` (required table)", 0))
+                raw[table.name] = cls._empty(con, table)
+                continue
+            files[table.name] = path
+            try:
+                rel, missing = cls._raw_relation(con, table, path, spec)
+            except Exception as exc:  # unreadable file: report it with the others
+                problems.append(Problem(path.name, "", f"a readable CSV/Parquet file ({_first_line(exc)})", 0))
+                raw[table.name] = cls._empty(con, table)
+                continue
+            absent[table.name] = {c.partition("\0")[0] for c in missing}
+            for c in missing:
+                col, _, why = c.partition("\0")
+                expected = (f"the mapping's expression for it to work on this export ({why})" if why else
+                            "the column to be present (required by the contract"
+                            + (f"; {spec.describe(col)}" if spec.columns else "; map it with `--mapping`")
+                            + ")")
+                problems.append(Problem(path.name, col, expected, 0))
+            raw[table.name] = rel
+        src_name = str(folder)
+        typed = cls._validate_and_type(con, raw, files, problems, validate, file_source=True, name=src_name,
+                                       absent=absent)
+        # Materialise CSV tables once (parsing text on every query is slow); Parquet stays a view.
+        for name, expr in typed.items():
+            path = files.get(name)
+            if path is not None and path.suffix != ".parquet" and not path.is_dir():
+                typed[name] = con.create_table(name, expr)
+            else:
+                typed[name] = con.create_view(name, expr)
+        return cls(con, typed, name=src_name, settings=settings, files=files)
+
+    @classmethod
+    def _open_connection(cls, url: str, settings: Settings, validate: bool) -> DataSource:
+        try:
+            con = ibis.connect(url)
+        except Exception as exc:
+            raise KpiError(f"cannot connect to engine `{url}`: {_first_line(exc)}") from None
+        return cls.from_connection(con, settings=settings, validate=validate, name=url)
+
+    @classmethod
+    def from_connection(
+        cls, con: Any, *, settings: Settings | None = None, validate: bool = True, name: str | None = None
+    ) -> DataSource:
+        """Use an existing Ibis connection whose database holds the contract's tables."""
+        settings = settings or Settings()
+        name = name or f"{con.name} connection"
+        present = set(con.list_tables())
+        problems: list[Problem] = []
+        raw: dict[str, ir.Table] = {}
+        absent: dict[str, set[str]] = {}
+        for table in CONTRACT.values():
+            if table.name not in present:
+                if table.required:
+                    problems.append(Problem(table.name, "", "a table with this name (required)", 0))
+                raw[table.name] = cls._empty(con, table)
+                continue
+            t = con.table(table.name)
+            missing = [c.name for c in table.columns if c.name not in t.columns and not c.optional]
+            problems += [Problem(table.name, c, "the column to be present", 0) for c in missing]
+            absent[table.name] = set(missing)
+            sel = {}
+            for c in table.columns:
+                if c.name in t.columns:
+                    sel[c.name] = t[c.name]
+                else:
+                    sel[c.name] = ibis.null(IBIS_TYPES[c.kind])
+            raw[table.name] = t.select(**sel)
+        typed = cls._validate_and_type(con, raw, {}, problems, validate, file_source=False, name=name,
+                                       absent=absent)
+        return cls(con, typed, name=name, settings=settings)
+
+    @staticmethod
+    def _empty(con: Any, table: Table) -> ir.Table:
+        schema = ibis.schema({c.name: IBIS_TYPES[c.kind] for c in table.columns})
+        return ibis.memtable(schema.to_pyarrow().empty_table())
+
+    @staticmethod
+    def _raw_relation(
+        con: Any, table: Table, path: Path, spec: mapping_mod.TableMapping
+    ) -> tuple[ir.Table, list[str]]:
+        reader = _reader_sql(path, spec.read)
+        header = con.sql(f"SELECT * FROM {reader} LIMIT 0").columns
+        exprs, missing = spec.select_exprs(table, header)
+        # A mapping expression over a column the export lacks: name it, read the rest.
+        for i, (col, expr) in enumerate(exprs):
+            if col in spec.expressions:
+                try:
+                    con.raw_sql(f"SELECT {expr} FROM {reader} LIMIT 0").fetchall()
+                except Exception as exc:
+                    missing.append(f"{col}\0{_first_line(exc)}")
+                    exprs[i] = (col, "NULL")
+        inner = f"SELECT row_number() OVER () AS {ROW}, * FROM {reader}"
+        where = f" WHERE {spec.filter}" if spec.filter else ""
+        sql = f"SELECT {ROW}, " + ", ".join(f"{e} AS {_q_ident(n)}" for n, e in exprs) + f" FROM ({inner}){where}"
+        # One parse of the file into a temp table; validation and typing then read that.
+        tmp = f"__raw_{table.name}"
+        con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {tmp} AS {sql}")
+        return con.table(tmp), missing
+
+    @classmethod
+    def _validate_and_type(
+        cls,
+        con: Any,
+        raw: dict[str, ir.Table],
+        files: Mapping[str, Path],
+        problems: list[Problem],
+        validate: bool,
+        *,
+        file_source: bool,
+        name: str,
+        absent: Mapping[str, set[str]],
+    ) -> dict[str, ir.Table]:
+        typed: dict[str, ir.Table] = {}
+        for table in CONTRACT.values():
+            r = raw[table.name]
+            label = files[table.name].name if table.name in files else table.name
+            if (validate and table.name in files) or (validate and not file_source):
+                problems += cls._check_table(table, r, label, absent.get(table.name, set()))
+            typed[table.name] = r.select(**{c.name: _typed(c, r[c.name]) for c in table.columns})
+        if validate:
+            problems += cls._check_references(typed, files)
+        if problems:
+            raise SchemaError(name, problems)
+        return typed
+
+    @staticmethod
+    def _checks(table: Table, r: ir.Table) -> list[_Check]:
+        checks: list[_Check] = []
+        t = {c.name: _typed(c, r[c.name]) for c in table.columns}
+        for c in table.columns:
+            v = r[c.name]
+            dtype = v.type()
+            blank = v.isnull() | (v.cast("string").strip() == "") if _is_string(dtype) else v.isnull()
+            if not c.nullable:
+                checks.append(_Check(c.name, "a value in every row (found empty cells)", blank))
+            if c.kind != "string":
+                if _is_string(dtype):
+                    bad = ~blank & t[c.name].isnull()
+                    if c.kind == "count":
+                        as_float = v.strip().nullif("").try_cast("float64")
+                        bad = ~blank & (as_float.isnull() | (as_float != as_float.floor()))
+                    checks.append(_Check(c.name, _EXPECTED[c.kind], bad, show=c.name))
+                elif not _kind_matches(c.kind, dtype) and not dtype.is_null():
+                    checks.append(_Check(c.name, f"{_EXPECTED[c.kind]} (column type is {dtype})", ~blank))
+                if c.kind in ("count", "amount", "seconds"):
+                    checks.append(_Check(c.name, "a value >= 0", t[c.name] < 0, show=c.name))
+            if c.accepted:
+                allowed = ", ".join(c.accepted)
+                checks.append(_Check(c.name, f"one of {allowed}",
+                                     ~blank & ~t[c.name].isin(list(c.accepted)), show=c.name))
+            if c.unique:
+                key = t[c.name]
+                dup = key.notnull() & (key.count().over(group_by=key) > 1)
+                checks.append(_Check(c.name, "unique values (found duplicates)", dup, show=c.name))
+        # Row rules between columns (see schema.Table.rules).
+        if table.name == "opportunities":
+            checks.append(_Check("closed_at", "closed_at >= created_at", t["closed_at"] < t["created_at"],
+                                 show="closed_at"))
+            closed_stage = t["stage"].isin(["won", "lost"])
+            checks.append(_Check("closed_at", "a close date when stage is won or lost",
+                                 closed_stage & t["closed_at"].isnull(), show="stage"))
+        elif table.name == "web_sessions":
+            checks.append(_Check("engaged_sessions", "engaged_sessions <= sessions",
+                                 t["engaged_sessions"] > t["sessions"], show="engaged_sessions"))
+            checks.append(_Check("new_users", "new_users <= users", t["new_users"] > t["users"],
+                                 show="new_users"))
+        elif table.name == "revenue":
+            checks.append(_Check("month", "the first day of a month", t["month"].day() != 1, show="month"))
+        elif table.name == "content":
+            checks.append(_Check("email_opens", "email_opens <= email_sends",
+                                 t["email_opens"] > t["email_sends"], show="email_opens"))
+        return checks
+
+    @classmethod
+    def _check_table(cls, table: Table, r: ir.Table, label: str, absent: set[str]) -> list[Problem]:
+        # Columns already reported missing would only repeat as "empty in every row".
+        checks = [c for c in cls._checks(table, r) if c.column not in absent]
+        if not checks:
+            return []
+        flagged = r.mutate(**{f"__c{i}": ch.cond.fill_null(False) for i, ch in enumerate(checks)})
+        counts = flagged.aggregate(
+            **{f"__c{i}": flagged[f"__c{i}"].cast("int64").sum() for i in range(len(checks))}
+        ).execute().iloc[0]
+        problems = []
+        order = ROW if ROW in r.columns else None
+        id_col = next((c.name for c in table.columns if c.unique), None)
+        for i, ch in enumerate(checks):
+            n = int(counts[f"__c{i}"] or 0)
+            if n == 0:
+                continue
+            cols = [c for c in (order, id_col, ch.show) if c]
+            ex = flagged.filter(flagged[f"__c{i}"]).select(*dict.fromkeys(cols))
+            ex = (ex.order_by(order) if order else ex).limit(EXAMPLES).execute()
+            rows = tuple(str(int(x)) for x in ex[ROW]) if order else (
+                tuple(str(x) for x in ex[id_col]) if id_col else ())
+            values: tuple[str, ...] = ()
+            if ch.show:
+                values = tuple(dict.fromkeys(str(x) for x in ex[ch.show] if pd.notna(x)))[:EXAMPLES]
+            problems.append(Problem(label, ch.column, ch.expected, n, rows, values))
+        return problems
+
+    @staticmethod
+    def _check_references(typed: Mapping[str, ir.Table], files: Mapping[str, Path]) -> list[Problem]:
+        problems = []
+        for (tname, col), (ref_t, ref_c) in REFERENCES.items():
+            if files and not (tname in files and ref_t in files):
+                continue  # a table left out or missing is reported elsewhere
+            t, ref = typed[tname], typed[ref_t]
+            bad = t.filter(t[col].notnull() & ~t[col].isin(ref[ref_c]))
+            n = int(bad.count().execute())
+            if n:
+                ids = tuple(dict.fromkeys(str(x) for x in bad.select(col).limit(EXAMPLES).execute()[col]))
+                label = files[tname].name if tname in files else tname
+                problems.append(Problem(label, col, f"ids that exist in `{ref_t}.{ref_c}` (dangling references)",
+                                        n, (), ids))
+        return problems
+
+    # -- using -----------------------------------------------------------------------------------
+    def table(self, name: str) -> ir.Table:
+        """The typed contract table ``name`` (an Ibis expression; nothing is loaded)."""
+        if name not in self._tables:
+            raise KpiError(f"unknown table `{name}`; the contract has {', '.join(CONTRACT)}")
+        return self._tables[name]
+
+    @property
+    def tables(self) -> dict[str, ir.Table]:
+        return dict(self._tables)
+
+    def fetch(self, expr: ir.Expr, *, label: str = "") -> Any:
+        """Execute ``expr`` in the engine and return pandas; counts the rows that reach pandas."""
+        result = expr.execute()
+        n = len(result) if hasattr(result, "__len__") and not isinstance(result, str) else 1
+        self.rows_fetched += n
+        self.fetches.append((label or type(expr).__name__, n))
+        return result
+
+    @cached_property
+    def data_end(self) -> dt.date | None:
+        """Last date the data covers: the earliest of the latest dates of the core activity tables.
+
+        A quarter counts as covered only when every core table reaches its end.
+        """
+        ends = []
+        for tname, col in COVERAGE:
+            v = self.fetch(self.table(tname)[col].max(), label=f"max {tname}.{col}")
+            if v is not None and not pd.isna(v):
+                ends.append(pd.Timestamp(v).date())
+        return min(ends) if ends else None
+
+    def quarter(self, text: str | Quarter, *, today: Any = None) -> Quarter:
+        """Parse a quarter name against this source's fiscal calendar and coverage."""
+        return parse_quarter(text, fy_start_month=self.settings.fiscal_year_start_month,
+                             data_end=self.data_end, today=today)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 over the input files' names and bytes (or the tables' row counts for a database)."""
+        h = hashlib.sha256()
+        if self.files:
+            for tname in sorted(self.files):
+                path = self.files[tname]
+                for p in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
+                    h.update(f"{tname}:{p.name}:".encode())
+                    with open(p, "rb") as fh:
+                        for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                            h.update(chunk)
+        else:
+            for tname in sorted(self._tables):
+                n = self.fetch(self._tables[tname].count(), label=f"count {tname}")
+                h.update(f"{tname}:{n};".encode())
+        return "sha256:" + h.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def open_source(data: str | Path | None = None, **kwargs: Any) -> DataSource:
+    """Shorthand for :meth:`DataSource.open`."""
+    return DataSource.open(data, **kwargs)

@@ -1,0 +1,162 @@
+"""Loading and validation: one broken copy of the tiny dataset per contract rule."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kpi_helpers.cli import main
+from kpi_helpers.exceptions import KpiError, SchemaError
+from kpi_helpers.source import DataSource
+
+TINY = Path(__file__).parent / "fixtures" / "tiny"
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    dst = tmp_path / "data"
+    shutil.copytree(TINY, dst)
+    return dst
+
+
+def _edit(folder: Path, table: str, old: str, new: str) -> None:
+    p = folder / f"{table}.csv"
+    text = p.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {p.name}"
+    p.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_tiny_is_valid(tiny):
+    src = DataSource.open(tiny)
+    assert src.fetch(src.table("leads").count()) == 5
+    assert str(src.data_end) == "2025-05-05"
+
+
+# (table, old text, new text, column named in the message, words expected in the message)
+BROKEN = [
+    ("leads", "lead_id,created_at", "id,created_at", "lead_id", "to be present"),
+    ("leads", "L2,2025-02-01", "L1,2025-02-01", "lead_id", "unique"),
+    ("opportunities", "won,10000", "won,-10000", "amount", ">= 0"),
+    ("leads", "2025-02-01 09:00:00,Paid", "2025-02-30 09:00:00,Paid", "created_at", "ISO date-time"),
+    ("opportunities", "O3,L2,", "O3,L99,", "lead_id", "exist in `leads.lead_id`"),
+    ("touchpoints", "L5,2025-05-05", "L77,2025-05-05", "lead_id", "exist in `leads.lead_id`"),
+    ("opportunities", "2025-02-05 10:00:00,2025-03-20", "2025-02-05 10:00:00,2025-01-20", "closed_at",
+     "closed_at >= created_at"),
+    ("opportunities", "lost,8000", "stalled,8000", "stage", "one of open, won, lost"),
+    ("web_sessions", ",600,500,300,", ",six hundred,500,300,", "sessions", "whole number"),
+    ("web_sessions", ",600,500,300,", ",600.5,500,300,", "sessions", "whole number"),
+    ("spend", "media,1000", "media,", "amount", "a value in every row"),
+    ("spend", "media,1000", "tv,1000", "cost_type", "one of media"),
+    ("revenue", "2025-02-01,1000", "2025-02-15,1000", "month", "first day of a month"),
+    ("web_sessions", "1500,360,60000", "1500,900,60000", "engaged_sessions", "engaged_sessions <= sessions"),
+    ("opportunities", "2025-03-20 10:00:00,won", ",won", "closed_at", "close date when stage is won"),
+    ("content", "2000,500,", "2000,5000,", "email_opens", "email_opens <= email_sends"),
+]
+
+
+@pytest.mark.parametrize(("table", "old", "new", "column", "words"), BROKEN,
+                         ids=[f"{b[0]}-{b[3]}-{i}" for i, b in enumerate(BROKEN)])
+def test_each_rule_is_reported(tiny, table, old, new, column, words):
+    _edit(tiny, table, old, new)
+    with pytest.raises(SchemaError) as err:
+        DataSource.open(tiny)
+    text = str(err.value)
+    assert f"`{table}.csv`, column `{column}`" in text
+    assert words in text
+
+
+@pytest.mark.parametrize("case", [0, 4, 8], ids=["missing-column", "dangling", "text-in-count"])
+def test_validate_cli_names_the_column(tiny, capsys, case):
+    table, old, new, column, _ = BROKEN[case]
+    _edit(tiny, table, old, new)
+    assert main(["validate", "--data", str(tiny)]) == 2
+    errout = capsys.readouterr().err
+    assert f"column `{column}`" in errout and "Traceback" not in errout
+
+
+def test_all_problems_reported_together(tiny):
+    _edit(tiny, "opportunities", "won,10000", "won,-10000")
+    _edit(tiny, "leads", "L2,2025-02-01", "L1,2025-02-01")
+    _edit(tiny, "web_sessions", ",600,500,300,", ",x,500,300,")
+    with pytest.raises(SchemaError) as err:
+        DataSource.open(tiny)
+    found = {(p.file, p.column) for p in err.value.problems}
+    assert {("opportunities.csv", "amount"), ("leads.csv", "lead_id"), ("web_sessions.csv", "sessions")} <= found
+    # the duplicate replaced L2, so the deals and touches of L2 now dangle: reported too
+    assert ("opportunities.csv", "lead_id") in found and ("touchpoints.csv", "lead_id") in found
+
+
+def test_row_numbers_and_values_are_named(tiny):
+    _edit(tiny, "opportunities", "won,10000", "won,-10000")
+    with pytest.raises(SchemaError) as err:
+        DataSource.open(tiny)
+    (p,) = err.value.problems
+    assert p.rows == ("1",) and p.values == ("-10000",)
+    assert "row 1" in str(p) and "'-10000'" in str(p)
+
+
+def test_missing_required_table(tiny):
+    (tiny / "spend.csv").unlink()
+    with pytest.raises(SchemaError, match="`spend.csv`.*required table"):
+        DataSource.open(tiny)
+
+
+def test_missing_optional_table_is_empty(tiny):
+    (tiny / "content.csv").unlink()
+    src = DataSource.open(tiny)
+    assert src.fetch(src.table("content").count()) == 0
+
+
+def test_header_only_file_is_an_empty_table(tiny):
+    p = tiny / "web_goals.csv"
+    p.write_text(p.read_text().splitlines()[0] + "\n")
+    src = DataSource.open(tiny)
+    assert src.fetch(src.table("web_goals").count()) == 0
+
+
+def test_utf8_bom_is_tolerated(tiny):
+    p = tiny / "leads.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    src = DataSource.open(tiny)
+    assert src.fetch(src.table("leads").count()) == 5
+
+
+def test_parquet_file_is_read(tiny):
+    import pandas as pd
+
+    df = pd.read_csv(tiny / "revenue.csv", parse_dates=["month"])
+    df.to_parquet(tiny / "revenue.parquet")
+    (tiny / "revenue.csv").unlink()
+    src = DataSource.open(tiny)
+    assert src.fetch(src.table("revenue").revenue.sum()) == 8500
+
+
+def test_accepted_values_are_case_insensitive(tiny):
+    _edit(tiny, "opportunities", "lost,8000", " Lost ,8000")
+    src = DataSource.open(tiny)
+    assert set(src.fetch(src.table("opportunities").stage.name("s"))) == {"won", "lost", "open"}
+
+
+def test_not_a_folder():
+    with pytest.raises(KpiError, match="does not exist"):
+        DataSource.open("/nonexistent/folder")
+
+
+def test_validate_cli_ok(capsys):
+    assert main(["validate", "--data", str(TINY)]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "leads" in out
+
+
+def test_fetch_counts_rows():
+    src = DataSource.open(TINY)
+    before = src.rows_fetched
+    src.fetch(src.table("leads").group_by("channel").aggregate(n=src.table("leads").count()))
+    assert src.rows_fetched - before == 3
+
+
+def test_fingerprint_changes_with_data(tiny):
+    a = DataSource.open(tiny).fingerprint
+    _edit(tiny, "spend", "media,1000", "media,1001")
+    assert DataSource.open(tiny).fingerprint != a
+    assert a.startswith("sha256:")
