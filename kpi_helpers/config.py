@@ -14,12 +14,14 @@ Every key is optional; a data folder without ``goals.yml`` gets the defaults bel
       - name: Leads per quarter
         metric: leads            # a metrics.json key (optional: a KPI may be tracked by hand)
         owner: Demand generation
-        baseline: 2000
-        target: 3000
+        baseline: 2000           # a number, or year_ago / previous_quarter (that quarter's actual)
+        target: 3000             # a number, or funnel (the reverse funnel's requirement; funnel
+                                 # metrics: visits, leads, mqls, sqls, opportunities, won_deals)
         period: quarter          # quarter (every quarter), FY2026 or 2026Q3
         goal: revenue            # the goal it serves
         higher_is_better: true
 """
+
 
 from __future__ import annotations
 
@@ -31,13 +33,17 @@ import yaml
 
 from .exceptions import ConfigError
 
+BASELINE_WORDS = ("year_ago", "previous_quarter")
+TARGET_WORDS = ("funnel",)
+FUNNEL_METRICS = ("visits", "leads", "mqls", "sqls", "opportunities", "won_deals")
+
 
 @dataclass(frozen=True)
 class KpiTarget:
     name: str
     owner: str
-    baseline: float
-    target: float
+    baseline: float | str | None
+    target: float | str
     period: str = "quarter"
     metric: str | None = None
     goal: str = "revenue"
@@ -118,8 +124,24 @@ def load_settings(path: str | Path | None) -> Settings:
                 + ("; " if missing and extra else "")
                 + (f"unknown key(s) {', '.join(extra)}" if extra else "")
             )
-        for k in ("baseline", "target"):
-            _number(where, f"kpis[{i}].{k}", item[k], -1e18, 1e18)
-        targets.append(KpiTarget(**{**item, "baseline": float(item["baseline"]), "target": float(item["target"])}))
+        values = {}
+        for k, words in (("baseline", BASELINE_WORDS), ("target", TARGET_WORDS)):
+            v = item[k]
+            if isinstance(v, str) and v in words:
+                values[k] = v
+            elif v is None and k == "baseline":
+                values[k] = None
+            else:
+                if isinstance(v, str):
+                    raise ConfigError(f"`{where}`, kpis item {i} ({item['name']!r}), `{k}`: expected a number or "
+                                      f"one of {', '.join(words)}, got {v!r}")
+                values[k] = _number(where, f"kpis[{i}].{k}", v, -1e18, 1e18)
+        if values["target"] == "funnel" and item.get("metric") not in FUNNEL_METRICS:
+            raise ConfigError(f"`{where}`, kpis item {i} ({item['name']!r}): `target: funnel` needs `metric` "
+                              f"to be one of {', '.join(FUNNEL_METRICS)}")
+        if isinstance(values["baseline"], str) and not item.get("metric"):
+            raise ConfigError(f"`{where}`, kpis item {i} ({item['name']!r}): `baseline: {values['baseline']}` "
+                              "needs a `metric`")
+        targets.append(KpiTarget(**{**item, **values}))
     kw["kpis"] = tuple(targets)
     return Settings(**kw)

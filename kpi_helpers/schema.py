@@ -102,7 +102,8 @@ CONTRACT: dict[str, Table] = {
         ),
         Table(
             "web_goals",
-            "Site goal completions by day, channel and landing page.",
+            "Site goal completions by day, channel and landing page. One session may complete several "
+            "goals, so a goal's rate is its completions over sessions, and the sum over goals is not a rate.",
             (
                 _c("date", "date", "Day of the completions"),
                 _c("channel", "string", "Channel group of the session"),
@@ -172,9 +173,9 @@ CONTRACT: dict[str, Table] = {
         ),
         Table(
             "content",
-            "Content reach by day and asset; counts empty where not applicable.",
+            "Content reach by day (or month) and asset; counts empty where not applicable.",
             (
-                _c("date", "date", "Day"),
+                _c("date", "date", "Day (or first day of the month for monthly figures)"),
                 _c("asset", "string", "Asset name or title"),
                 _c("asset_type", "string", "blog, email, webinar, event, print, ..."),
                 _c("views", "count", "Views", nullable=True),

@@ -193,11 +193,13 @@ class DataSource:
         cls, folder: Path, mapping: Any, settings: Settings, validate: bool, only: Iterable[str] | None = None
     ) -> DataSource:
         maps = mapping_mod.load_mappings(mapping)
+        con = ibis.duckdb.connect()
+        # DuckDB draws a progress bar on long queries; it would land in notebook outputs.
+        con.raw_sql("SET enable_progress_bar = false")
         wanted = set(only) if only is not None else set(CONTRACT)
         unknown = wanted - set(CONTRACT)
         if unknown:
             raise KpiError(f"unknown table(s) {sorted(unknown)}; the contract has {', '.join(CONTRACT)}")
-        con = ibis.duckdb.connect()
         raw: dict[str, ir.Table] = {}
         files: dict[str, Path] = {}
         problems: list[Problem] = []
