@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -182,11 +184,45 @@ class DataSource:
             return cls._open_folder(folder, mapping, settings, validate, tables)
         if mapping:
             raise KpiError(
-                "column mappings apply to exported files read with the duckdb engine; for a database "
-                "engine create views with the contract's names instead (see docs/engines.md)"
+                "column mappings apply to exported files read with the duckdb engine; for another engine "
+                "create views with the contract's names instead (see docs/engines.md)"
             )
-        settings = load_settings(Path(goals) if goals else (Path(data) / "goals.yml" if data else None))
+        goals_path = Path(goals) if goals else (Path(data) / "goals.yml" if data else None)
+        settings = load_settings(goals_path)
+        if engine == "pyspark" or engine.startswith("pyspark://"):
+            return cls._open_spark(data, settings, validate)
         return cls._open_connection(engine, settings, validate)
+
+    @classmethod
+    def _open_spark(cls, data: str | Path | None, settings: Settings, validate: bool) -> DataSource:
+        """Spark: the active session (or a new one; ``SPARK_REMOTE`` and spark-defaults apply).
+
+        With ``data``, Spark reads the folder's contract files itself (Parquet, or CSV as text,
+        typed by the contract); without, the session's catalog must hold the contract's tables.
+        """
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise KpiError("the pyspark engine needs PySpark: pip install 'pyspark>=3.5,<4.1'") from None
+        spark = SparkSession.getActiveSession() or (
+            SparkSession.builder.appName("kpi-kit").config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.session.timeZone", "UTC").getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+        if data is not None:
+            folder = Path(data).expanduser().resolve()
+            for table in CONTRACT.values():
+                path = _find_file(folder, table.name, None)
+                if path is None:
+                    continue
+                if path.suffix == ".parquet" or path.is_dir():
+                    frame = spark.read.parquet(str(path))
+                else:
+                    frame = spark.read.option("header", True).option("encoding", "UTF-8").csv(str(path))
+                frame.createOrReplaceTempView(table.name)
+        con = ibis.pyspark.connect(spark)
+        return cls.from_connection(con, settings=settings, validate=validate,
+                                   name=f"pyspark {data}" if data else "pyspark catalog")
 
     @classmethod
     def _open_folder(
@@ -470,21 +506,41 @@ class DataSource:
 
     @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 over the input files' names and bytes (or the tables' row counts for a database)."""
-        h = hashlib.sha256()
-        if self.files:
-            for tname in sorted(self.files):
-                path = self.files[tname]
-                for p in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
-                    h.update(f"{tname}:{p.name}:".encode())
-                    with open(p, "rb") as fh:
-                        for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                            h.update(chunk)
-        else:
-            for tname in sorted(self._tables):
-                n = self.fetch(self._tables[tname].count(), label=f"count {tname}")
-                h.update(f"{tname}:{n};".encode())
-        return "sha256:" + h.hexdigest()
+        """SHA-256 over a content summary of every table, computed in the engine.
+
+        Per table: row count; per column: non-empty count, and the sum (numbers), distinct count
+        (text) or min and max (dates). The same data gives the same fingerprint on any engine
+        (DuckDB files, a database, Spark), so reports from two engines can be compared.
+        """
+        summary: dict[str, Any] = {}
+        for name in sorted(self._tables):
+            t = self._tables[name]
+            aggs: dict[str, Any] = {"__rows": t.count()}
+            for col, dtype in t.schema().items():
+                aggs[f"{col}__n"] = t[col].count()
+                if dtype.is_numeric():
+                    aggs[f"{col}__sum"] = t[col].cast("float64").sum()
+                elif dtype.is_string():
+                    aggs[f"{col}__distinct"] = t[col].nunique()
+                else:
+                    aggs[f"{col}__min"] = t[col].min().cast("string")
+                    aggs[f"{col}__max"] = t[col].max().cast("string")
+            row = self.fetch(t.aggregate(**aggs), label=f"fingerprint {name}").iloc[0]
+            summary[name] = {k: _canonical(v) for k, v in row.items()}
+        text = json.dumps(summary, sort_keys=True)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """Engine-independent form of an aggregate (float sums rounded; timestamps as ISO text)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if hasattr(value, "item"):
+        return _canonical(value.item())
+    text = str(value)
+    return text.replace("T", " ")[:19] if len(text) >= 19 and text[4] == "-" else text
 
 
 def _first_line(exc: BaseException) -> str:
