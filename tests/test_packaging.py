@@ -30,6 +30,7 @@ def test_environment_agrees_with_pyproject():
             assert dep["pip"] == ["-e ."]
     assert "conda-forge" in env["channels"]
     assert conda.pop("python") == ">=" + project["requires-python"].lstrip(">=")
+    assert conda.pop("openjdk")  # Java for the Spark engine, a conda package without a pip twin
     expected = {CONDA_NAMES.get(n, n): spec for n, spec in pip_reqs.items()}
     assert conda == expected
 
