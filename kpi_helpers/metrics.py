@@ -267,7 +267,10 @@ class QuarterKpis:
             for metric, (name, owner) in DEFAULT_KPIS.items()
         ]
         plan = self.funnel_plan
-        rows = []
+        # The goal itself leads the table: the quarter's revenue against its target.
+        rows = [self._kpi_row("Revenue", "revenue", "Leadership team", "revenue", self._actual(q.year_ago(), "revenue"),
+                              metrics.get("revenue_target"), metrics.get("revenue"),
+                              (self.pacing or {}).get("revenue"), True)]
         for t in targets:
             # the funnel plans won deals *from leads*; judge them on the same count
             plan_key = t.metric if t.metric in plan.index else None
@@ -296,9 +299,11 @@ class QuarterKpis:
         # An unfinished quarter is judged on its run-rate projection, not on its part-quarter actual.
         judged = actual if projected is None else projected
         base = None if baseline is None else _nan(baseline)
+        kind = metric_kind(metric)
         return {
             "name": name, "metric": metric, "owner": owner, "goal": goal, "baseline": _num(baseline),
             "target": _num(target), "actual": _num(actual), "projected": _num(projected),
+            "higher_is_better": higher, "format": {"money": "currency", "pct": "percent"}.get(kind, "number"),
             "status": K.kpi_status(_nan(judged), _nan(target), baseline=base, higher_is_better=higher),
             "progress": _num(K.progress(_nan(judged), _nan(target), base)),
         }

@@ -93,7 +93,8 @@ KERNEL_NAME = "kpi-kit"
 #: Parameters the runner passes to every notebook that declares them in its `parameters` cell.
 STANDARD_PARAMS = ("data", "quarter", "mapping", "goals", "engine")
 #: Cells with one of these tags are left out of the HTML (they stay in the executed .ipynb).
-REMOVE_CELL_TAGS = frozenset({"widgets", "remove", "remove-cell", "remove_cell"})
+# `record` cells carry the values tests compare (a JSON bundle); readers do not need them.
+REMOVE_CELL_TAGS = frozenset({"widgets", "record", "remove", "remove-cell", "remove_cell"})
 REMOVE_OUTPUT_TAGS = frozenset({"remove-output", "remove_output"})
 LOCK_TIMEOUT = 900.0  # seconds a second run of the same quarter waits for the first
 TEMPLATES = Path(__file__).with_name("templates")
