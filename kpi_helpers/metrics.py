@@ -190,7 +190,8 @@ class QuarterKpis:
     def trailing(self) -> pd.Series:
         """Conversion rates, deal size and lead share of the fiscal year before the goal's year."""
         prev = self.quarter.fiscal.quarters[0].shift(-4)
-        f = facts.quarterly_facts(self.source, prev, prev.shift(3)).sum()
+        # The 8-quarter trend always reaches back to the previous fiscal year's first quarter.
+        f = self.trend.loc[[prev.shift(i).label for i in range(4)]].sum()
         return pd.Series({
             "lead_revenue_share": K.safe_divide(f.lead_revenue, f.revenue, reason="no revenue last year"),
             "avg_deal_size": K.safe_divide(f.lead_revenue, f.lead_won_deals, reason="no won deals from leads"),
@@ -344,9 +345,7 @@ class QuarterKpis:
         for k in ("revenue", "lead_revenue", "won_revenue", "marketing_cost", "sales_cost"):
             m[k] = float(r[k])
         fy_quarters = [x.label for x in q.fiscal.quarters if x.key <= q.key]
-        m["revenue_fiscal_year_to_date"] = float(facts.quarterly_facts(
-            self.source, q.fiscal.quarters[0], q).loc[fy_quarters, "revenue"].sum()) \
-            if q.q > 1 else float(r.revenue)
+        m["revenue_fiscal_year_to_date"] = float(self.trend.loc[fy_quarters, "revenue"].sum())
         scalar = {
             "visits_per_lead": K.visits_per_lead(r.visits, r.leads),
             "value_per_lead": K.value_per_lead(r.lead_revenue, r.leads),

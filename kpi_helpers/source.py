@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -270,8 +271,13 @@ class DataSource:
                 problems.append(Problem(path.name, col, expected, 0))
             raw[table.name] = rel
         src_name = str(folder)
+        stamp = _validated_stamp(files, maps) if validate and not problems else None
+        if stamp is not None and stamp.exists():
+            validate = False  # these exact bytes passed validation before (see _validated_stamp)
         typed = cls._validate_and_type(con, raw, files, problems, validate, file_source=True, name=src_name,
                                        absent=absent)
+        if stamp is not None and validate:
+            _write_stamp(stamp)
         # Materialise CSV tables once (parsing text on every query is slow); Parquet stays a view.
         for name, expr in typed.items():
             path = files.get(name)
@@ -541,6 +547,38 @@ def _canonical(value: Any) -> Any:
         return _canonical(value.item())
     text = str(value)
     return text.replace("T", " ")[:19] if len(text) >= 19 and text[4] == "-" else text
+
+
+def _validated_stamp(files: Mapping[str, Path], maps: Mapping[str, Any]) -> Path | None:
+    """Marker whose existence says: these files, under this mapping and contract, passed validation.
+
+    The name hashes the contract, the mapping and every input file's bytes (not its time stamp),
+    so any change of content validates again. Kept in ``$KPI_CACHE_DIR`` (default
+    ``~/.cache/kpi-kit``); ``KPI_NO_CACHE=1`` turns it off. It spares the report's notebooks from
+    validating the same data once each.
+    """
+    if os.environ.get("KPI_NO_CACHE"):
+        return None
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr(sorted(CONTRACT.items())).encode())
+    h.update(repr(sorted((k, repr(v)) for k, v in maps.items())).encode())
+    for name in sorted(files):
+        path = files[name]
+        for p in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
+            h.update(f"{name}:{p.name}:".encode())
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                    h.update(chunk)
+    root = Path(os.environ.get("KPI_CACHE_DIR") or Path.home() / ".cache" / "kpi-kit")
+    return root / "validated" / h.hexdigest()
+
+
+def _write_stamp(stamp: Path) -> None:
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:  # a read-only home only costs the next open its validation
+        pass
 
 
 def _first_line(exc: BaseException) -> str:

@@ -101,3 +101,11 @@ def tiny_report(tmp_path_factory: pytest.TempPathFactory, tiny_notebooks: tuple[
         metrics_fn=tiny_metrics, progress=lines.append,
     )  # fmt: skip
     return TinyReport(out, "2026Q3", out / "2026Q3", notebooks, lines)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kpi_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Validation stamps of the test run go to a temporary folder, not the user's ~/.cache."""
+    import os
+
+    os.environ["KPI_CACHE_DIR"] = str(tmp_path_factory.mktemp("kpi-cache"))

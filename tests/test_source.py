@@ -160,3 +160,22 @@ def test_fingerprint_changes_with_data(tiny):
     _edit(tiny, "spend", "media,1000", "media,1001")
     assert DataSource.open(tiny).fingerprint != a
     assert a.startswith("sha256:")
+
+
+def test_validated_stamp_skips_only_identical_bytes(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("KPI_CACHE_DIR", str(tmp_path / "cache"))
+    DataSource.open(tiny)
+    stamps = list((tmp_path / "cache" / "validated").iterdir())
+    assert len(stamps) == 1  # validated once; identical bytes skip the checks next time
+    DataSource.open(tiny)
+    # same size and file name, different content: validated again, and the problem found
+    _edit(tiny, "opportunities", "won,10000", "won,-1000")
+    with pytest.raises(SchemaError, match="amount"):
+        DataSource.open(tiny)
+
+
+def test_cache_can_be_turned_off(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("KPI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("KPI_NO_CACHE", "1")
+    DataSource.open(tiny)
+    assert not (tmp_path / "cache").exists()
