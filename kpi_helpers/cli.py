@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="notebook parameter (repeatable); unknown keys are an error")
     p.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: cores)")
+    p.add_argument("--cell-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="fail a cell that runs longer (default: %(default)s; a scheduled run must not hang)")
     return parser
 
 
@@ -116,7 +118,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     index = render_report(data=args.data, quarter=args.quarter, out=args.out, mapping=args.mapping,
                           goals=args.goals, engine=args.engine, notebooks=args.notebooks, params=params,
-                          jobs=args.jobs, metrics_fn=metrics_fn, resolve_quarter=resolve_quarter)
+                          jobs=args.jobs, metrics_fn=metrics_fn, resolve_quarter=resolve_quarter,
+                          cell_timeout=args.cell_timeout)
     print(f"report: {index}")
     return 0
 

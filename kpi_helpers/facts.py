@@ -228,8 +228,8 @@ def cohort_funnel(
     def days(a: ir.Value, b: ir.Value) -> ir.Value:
         return (b.epoch_seconds() - a.epoch_seconds()) / 86400.0
 
-    keys = [by] if by else []
-    agg = j.group_by(keys).aggregate(
+    grouped = j.group_by(by) if by else j  # ibis rejects an empty group_by
+    agg = grouped.aggregate(
         leads=j.count(),
         mqls=j.mql_at.notnull().cast("int64").sum(),
         sqls=j.sql_at.notnull().cast("int64").sum(),
@@ -296,11 +296,11 @@ def content_breakdown(src: DataSource, quarter: Quarter) -> pd.DataFrame:
     """Content reach of ``quarter`` per asset type: views, email sends/opens, attendees, assets."""
     c = src.table("content").filter(lambda t: _between(t.date, quarter.start, quarter.end))
     out = src.fetch(c.group_by("asset_type").aggregate(
-        assets=c.asset.nunique(), views=c.views.sum(), email_sends=c.email_sends.sum(),
-        email_opens=c.email_opens.sum(), attendees=c.attendees.sum(),
+        assets=c.asset.nunique(), views=c.views.sum().cast("int64"), email_sends=c.email_sends.sum().cast("int64"),
+        email_opens=c.email_opens.sum().cast("int64"), attendees=c.attendees.sum().cast("int64"),
     ), label="content breakdown")
     out = out.astype({"asset_type": object}).set_index("asset_type").sort_index()
-    return out.fillna(0)
+    return out.fillna(0).astype("int64")
 
 
 def customer_revenue(src: DataSource, start: dt.date, end: dt.date) -> tuple[float, int]:

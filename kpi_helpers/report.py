@@ -243,7 +243,7 @@ def render_report(
     metrics_fn: Callable[..., dict] | None = None,
     resolve_quarter: Callable[[str], str] | None = None,
     lock_timeout: float = LOCK_TIMEOUT,
-    cell_timeout: float | None = None,
+    cell_timeout: float | None = 600.0,
 ) -> Path:
     """Execute the notebooks for one quarter and write the HTML report; return ``OUT/<quarter>/index.html``.
 
@@ -281,7 +281,8 @@ def render_report(
     lock_timeout
         Seconds to wait for another run of the same quarter before giving up.
     cell_timeout
-        Seconds one cell may run before the notebook fails (default: no limit).
+        Seconds one cell may run before the notebook fails (default 600; None: no limit). A limit
+        keeps a scheduled run from hanging on a stalled kernel.
 
     Raises
     ------
