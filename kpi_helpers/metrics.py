@@ -151,8 +151,10 @@ class QuarterKpis:
     @cached_property
     def journeys(self) -> Any:
         s = self.source
-        return touch_journeys(s.table("touchpoints"), s.table("leads"), s.table("opportunities"),
-                              start=self.quarter.start, end=self.quarter.end)
+        journeys = touch_journeys(s.table("touchpoints"), s.table("leads"), s.table("opportunities"),
+                                  start=self.quarter.start, end=self.quarter.end)
+        # Built once into a temporary table: otherwise every model (ten in a comparison) rebuilds them.
+        return journeys.materialize()
 
     @cached_property
     def attribution(self) -> pd.DataFrame:

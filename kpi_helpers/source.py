@@ -237,13 +237,24 @@ class DataSource:
         unknown = wanted - set(CONTRACT)
         if unknown:
             raise KpiError(f"unknown table(s) {sorted(unknown)}; the contract has {', '.join(CONTRACT)}")
+        found = {t: _find_file(folder, t, maps.get(t, mapping_mod.TableMapping()).file) for t in wanted}
+        src_name = str(folder)
+        complete = all(found.get(t.name) for t in CONTRACT.values() if t.required and t.name in wanted)
+        stamp = _validated_stamp({k: v for k, v in found.items() if v}, maps) if complete and only is None \
+            else None
+        cached = _typed_cache(stamp) if validate else None
+        if cached is not None:
+            # These exact bytes were validated and typed before: read the typed tables, skip the parse.
+            con.raw_sql(f"ATTACH {_q_str(str(cached))} AS kpi_cache (READ_ONLY)")
+            typed = {t: con.create_view(t, con.sql(f"SELECT * FROM kpi_cache.main.{_q_ident(t)}")) for t in CONTRACT}
+            return cls(con, typed, name=src_name, settings=settings, files={k: v for k, v in found.items() if v})
         raw: dict[str, ir.Table] = {}
         files: dict[str, Path] = {}
         problems: list[Problem] = []
         absent: dict[str, set[str]] = {}
         for table in CONTRACT.values():
             spec = maps.get(table.name, mapping_mod.TableMapping())
-            path = _find_file(folder, table.name, spec.file) if table.name in wanted else None
+            path = found.get(table.name)
             label = spec.file or f"{table.name}.csv"
             if path is None and table.name not in wanted:
                 raw[table.name] = cls._empty(con, table)
@@ -270,21 +281,22 @@ class DataSource:
                             + ")")
                 problems.append(Problem(path.name, col, expected, 0))
             raw[table.name] = rel
-        src_name = str(folder)
-        stamp = _validated_stamp(files, maps) if validate and not problems else None
-        if stamp is not None and stamp.exists():
+        if stamp is not None and validate and not problems and stamp.exists():
             validate = False  # these exact bytes passed validation before (see _validated_stamp)
+            stamp = None
         typed = cls._validate_and_type(con, raw, files, problems, validate, file_source=True, name=src_name,
                                        absent=absent)
-        if stamp is not None and validate:
-            _write_stamp(stamp)
         # Materialise CSV tables once (parsing text on every query is slow); Parquet stays a view.
+        all_csv = True
         for name, expr in typed.items():
             path = files.get(name)
             if path is not None and path.suffix != ".parquet" and not path.is_dir():
                 typed[name] = con.create_table(name, expr)
             else:
+                all_csv = all_csv and path is None
                 typed[name] = con.create_view(name, expr)
+        if stamp is not None and validate:
+            _write_stamp(stamp, con if all_csv else None)
         return cls(con, typed, name=src_name, settings=settings, files=files)
 
     @classmethod
@@ -573,11 +585,32 @@ def _validated_stamp(files: Mapping[str, Path], maps: Mapping[str, Any]) -> Path
     return root / "validated" / h.hexdigest()
 
 
-def _write_stamp(stamp: Path) -> None:
+def _typed_cache(stamp: Path | None) -> Path | None:
+    """The typed tables saved with a stamp (CSV sources only), when both exist."""
+    if stamp is None or not stamp.exists():
+        return None
+    db = stamp.with_suffix(".duckdb")
+    return db if db.exists() else None
+
+
+def _write_stamp(stamp: Path, con: Any = None) -> None:
+    """Mark the data validated; for CSV sources also save the typed tables next to the stamp.
+
+    Written to a temporary name and renamed, so parallel report kernels never read half a file.
+    """
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)
+        if con is not None:
+            tmp = stamp.with_suffix(f".{os.getpid()}.tmp")
+            con.raw_sql(f"ATTACH {_q_str(str(tmp))} AS kpi_out")
+            try:
+                for name in CONTRACT:
+                    con.raw_sql(f"CREATE TABLE kpi_out.main.{_q_ident(name)} AS SELECT * FROM {_q_ident(name)}")
+            finally:
+                con.raw_sql("DETACH kpi_out")
+            os.replace(tmp, stamp.with_suffix(".duckdb"))
         stamp.touch()
-    except OSError:  # a read-only home only costs the next open its validation
+    except Exception:  # a read-only or full cache only costs the next open its parse and validation
         pass
 
 
