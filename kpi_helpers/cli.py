@@ -100,21 +100,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     params = parse_params(args.param)
     model = str(params.get("attribution_model", "position_based"))
+    opened: dict[str, Any] = {}
 
-    def metrics_fn(*, data: Any, quarter: str, mapping: Any, goals: Any, engine: str) -> dict[str, Any]:
-        from .metrics import quarter_metrics
+    def source() -> Any:
+        # Opened (and validated) once in this process, while the kernels boot: this also fills the
+        # validation cache, so the notebooks' own opens of the same bytes skip the parse and checks.
         from .source import DataSource
 
-        src = DataSource.open(data, mapping=mapping, goals=goals, engine=engine)
-        return quarter_metrics(src, quarter, attribution_model=model)
+        if "src" not in opened:
+            opened["src"] = DataSource.open(args.data, mapping=args.mapping, goals=args.goals, engine=args.engine)
+        return opened["src"]
 
     def resolve_quarter(text: str) -> str:
-        # Only the coverage dates are needed here; metrics_fn validates the whole source.
-        from .source import DataSource
+        return source().quarter(text).label
 
-        src = DataSource.open(args.data, mapping=args.mapping, goals=args.goals, engine=args.engine,
-                              validate=False, tables=["web_sessions", "leads"] if args.engine == "duckdb" else None)
-        return src.quarter(text).label
+    def metrics_fn(*, quarter: str, **_: Any) -> dict[str, Any]:
+        from .metrics import quarter_metrics
+
+        return quarter_metrics(source(), quarter, attribution_model=model)
 
     index = render_report(data=args.data, quarter=args.quarter, out=args.out, mapping=args.mapping,
                           goals=args.goals, engine=args.engine, notebooks=args.notebooks, params=params,
