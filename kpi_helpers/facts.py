@@ -261,19 +261,28 @@ def web_breakdown(src: DataSource, quarter: Quarter, by: str) -> pd.DataFrame:
     return out.set_index(by).sort_values("sessions", ascending=False)
 
 
-def goal_facts(src: DataSource, quarter: Quarter, *, by_landing_page: bool = True) -> pd.DataFrame:
+def goal_facts(
+    src: DataSource, quarter: Quarter, *, by_landing_page: bool = True, min_completions: int = 5, top: int = 15
+) -> pd.DataFrame:
     """Goal completions of ``quarter`` per goal (and landing page), with the sessions they come from.
 
     ``sessions`` is the quarter's sessions on that landing page (all sessions when per goal only),
-    so ``completions / sessions`` is the goal conversion rate.
+    so ``completions / sessions`` is the goal conversion rate. Per landing page, only pages with
+    at least ``min_completions`` are kept and the ``top`` of them by conversion rate returned,
+    filtered in the engine: a big site has tens of thousands of landing pages.
     """
     goals = src.table("web_goals").filter(lambda t: _between(t.date, quarter.start, quarter.end))
     ws = src.table("web_sessions").filter(lambda t: _between(t.date, quarter.start, quarter.end))
     if by_landing_page:
         g = goals.group_by(["goal", "landing_page"]).aggregate(completions=goals.completions.sum())
         s = ws.group_by("landing_page").aggregate(sessions=ws.sessions.sum()).rename(lp="landing_page")
+        g = g.filter(g.completions >= min_completions)
         j = g.left_join(s, g.landing_page == s.lp).drop("lp")
-        out = src.fetch(j.mutate(sessions=j.sessions.fill_null(0)), label="goals by landing page")
+        j = j.mutate(sessions=j.sessions.fill_null(0))
+        # best pages first by conversion rate (the rate itself is computed by kpis, on these rows)
+        rate = j.completions.cast("float64") / j.sessions.nullif(0).cast("float64")
+        j = j.order_by([rate.desc(nulls_first=False), ibis.desc("completions"), "goal", "landing_page"]).limit(top)
+        out = src.fetch(j, label="goals by landing page")
         out = out.astype({"goal": object, "landing_page": object})
         return out.sort_values(["goal", "completions"], ascending=[True, False]).reset_index(drop=True)
     g = src.fetch(goals.group_by("goal").aggregate(completions=goals.completions.sum()), label="goals")
