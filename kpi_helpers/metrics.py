@@ -154,7 +154,10 @@ class QuarterKpis:
         journeys = touch_journeys(s.table("touchpoints"), s.table("leads"), s.table("opportunities"),
                                   start=self.quarter.start, end=self.quarter.end)
         # Built once into a temporary table: otherwise every model (ten in a comparison) rebuilds them.
-        return journeys.materialize()
+        try:
+            return journeys.materialize()
+        except NotImplementedError:  # ibis's PySpark backend has no temporary tables: stay lazy
+            return journeys
 
     @cached_property
     def attribution(self) -> pd.DataFrame:
