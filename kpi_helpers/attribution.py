@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODELS",
+    "NEED_NULLS",
     "NOT_SET",
     "SEPARATOR",
     "Journeys",
@@ -86,6 +87,8 @@ MODELS: tuple[str, ...] = (
 )
 #: models that need the key moments only touch-level journeys have.
 TOUCH_LEVEL_ONLY: tuple[str, ...] = ("w_shaped", "full_path")
+#: models that read the non-converting journeys (the others ignore them).
+NEED_NULLS: tuple[str, ...] = ("markov",)
 #: how channels are joined in a path.
 SEPARATOR = " > "
 #: label of a touch without channel or campaign.
@@ -222,6 +225,8 @@ class Journeys:
 
     table: ir.Table
     unattributed: ir.Table | None = None
+    #: False when built without the non-converting journeys (``touch_journeys(include_nulls=False)``)
+    has_nulls: bool = True
 
     COLUMNS: ClassVar[tuple[str, ...]] = (
         "journey_id",
@@ -271,7 +276,7 @@ class Journeys:
         # not `Table.cache()`: with sqlglot 30, ibis 12 cannot drop the cached table again
         backend = ibis.get_backend(self.table)
         table = backend.create_table(name or f"kpi_journeys_{uuid.uuid4().hex[:12]}", self.table, temp=True)
-        return Journeys(table, self.unattributed)
+        return Journeys(table, self.unattributed, self.has_nulls)
 
     def paths(self, *, by: str = "channel") -> pd.DataFrame:
         """Aggregate the journeys to a path table, in the engine.
@@ -372,6 +377,7 @@ def touch_journeys(
     start: dt.date | dt.datetime | str | None = None,
     end: dt.date | dt.datetime | str | None = None,
     lookback_days: int = 365,
+    include_nulls: bool = True,
 ) -> Journeys:
     """Build touch-level journeys from the contract tables, lazily, in the database engine.
 
@@ -394,6 +400,10 @@ def touch_journeys(
     lookback_days
         How far before ``start`` a lead may have been created to count as a non-converting
         journey (days, default 365).
+    include_nulls
+        Build the non-converting journeys too (default). Only ``markov`` uses them, and they are
+        most of the touches (98% of them on the sample): leave them out for the other models.
+        Without them, labels seen only on non-converting journeys are absent from the results.
 
     Returns
     -------
@@ -473,7 +483,7 @@ def touch_journeys(
         value=ibis.literal(0.0),
     )
 
-    journeys = conv_j.union(null_j)
+    journeys = conv_j.union(null_j) if include_nulls else conv_j
     journeys = journeys.left_join(ld, journeys.lead_id == ld.l_lead_id).drop("l_lead_id")
     in_journey = ibis.ifelse(
         journeys.converted,
@@ -520,7 +530,7 @@ def touch_journeys(
         closed_at=untouched.converted_at,
         amount=untouched.value,
     )
-    return Journeys(table, unattributed)
+    return Journeys(table, unattributed, has_nulls=include_nulls)
 
 
 def attribute(journeys: pd.DataFrame | Journeys, model: str, **options: Any) -> pd.DataFrame:
@@ -879,6 +889,10 @@ def _attribute(
             tokens = _path_tokens(_parse_path_table(journeys))
         memo.update(tokens=tokens, by=by)
     tokens = memo["tokens"]
+    if model == "markov" and isinstance(journeys, Journeys) and not journeys.has_nulls:
+        raise AttributionError(
+            "`markov` needs the non-converting journeys; build them with `touch_journeys(..., include_nulls=True)`"
+        )
     if model == "markov":
         credit, labels = _markov_credit(tokens, opts["order"], opts["collapse_repeats"])
     elif model == "shapley":

@@ -47,7 +47,8 @@ class Problem:
     """One contract violation found in a data source.
 
     ``rows`` are 1-based data-row numbers (the first row under the header is row 1) for file
-    sources; for database tables they are the id values when the table has an id column.
+    sources, ``file:row`` for a table stored as a folder of Parquet files; for database tables
+    they are the id values when the table has an id column.
     """
 
     file: str

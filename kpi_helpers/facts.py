@@ -53,15 +53,19 @@ def _grouped(
     table: ir.Table,
     date_col: str,
     aggs: dict[str, Any],
-    first: Quarter,
-    last: Quarter,
+    first: Quarter | None,
+    last: Quarter | None,
     by: Sequence[str] = (),
     label: str = "",
+    fy: int = 1,
 ) -> pd.DataFrame:
-    """Aggregate ``table`` per quarter key (and ``by`` columns) over ``first``..``last``."""
-    fy = first.fy_start_month
-    t = table.filter(_between(table[date_col], first.start, last.end))
-    t = t.mutate(qkey=quarter_key_expr(t[date_col], fy))
+    """Aggregate ``table`` per quarter key (and ``by`` columns) over ``first``..``last``; every
+    quarter of the data when they are None (``fy``: first month of the fiscal year)."""
+    t = table
+    if first is not None and last is not None:
+        fy = first.fy_start_month
+        t = t.filter(_between(t[date_col], first.start, last.end))
+    t = t.filter(t[date_col].notnull()).mutate(qkey=quarter_key_expr(t[date_col], fy))
     out = src.fetch(t.group_by(["qkey", *by]).aggregate(**aggs), label=label)
     return out
 
@@ -74,7 +78,10 @@ def quarterly_facts(src: DataSource, first: Quarter, last: Quarter) -> pd.DataFr
     """
     fy = first.fy_start_month
     keys = list(range(first.key, last.key + 1))
-    parts = _facts_parts(src, first, last, by=())
+    # Every quarter of the data, then the window in pandas (a row per quarter either way): the same
+    # queries serve any window, so the latest and the current quarter, and a notebook's quarter
+    # picker, share one memoised result (DataSource.memo) instead of scanning the tables again.
+    parts = _facts_parts(src, None, None, by=(), fy=fy)
     df = pd.DataFrame({"qkey": keys})
     for p in parts:
         df = df.merge(p, on="qkey", how="left")
@@ -91,13 +98,16 @@ def quarterly_facts(src: DataSource, first: Quarter, last: Quarter) -> pd.DataFr
     return out
 
 
-def _facts_parts(src: DataSource, first: Quarter, last: Quarter, by: Sequence[str]) -> list[pd.DataFrame]:
-    """Aggregates per quarter (and channel when ``by`` is ("channel",))."""
+def _facts_parts(
+    src: DataSource, first: Quarter | None, last: Quarter | None, by: Sequence[str], fy: int = 1
+) -> list[pd.DataFrame]:
+    """Aggregates per quarter (and channel when ``by`` is ("channel",)); all quarters when
+    ``first`` and ``last`` are None."""
     per_channel = bool(by)
     parts: list[pd.DataFrame] = []
 
     def add(table: ir.Table, date_col: str, aggs: dict[str, Any], label: str, keys: Sequence[str] = by) -> None:
-        parts.append(_grouped(src, table, date_col, aggs, first, last, keys, label))
+        parts.append(_grouped(src, table, date_col, aggs, first, last, keys, label, fy))
 
     web: dict[str, Any] = {"visits": _.sessions.sum()}
     if not per_channel:

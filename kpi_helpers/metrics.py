@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -31,7 +32,7 @@ import pandas as pd
 from . import __version__, facts
 from . import goals as G
 from . import kpis as K
-from .attribution import MODELS, attribute, compare_models, touch_journeys
+from .attribution import MODELS, NEED_NULLS, attribute, compare_models, touch_journeys
 from .config import KpiTarget
 from .exceptions import KpiError
 from .periods import Quarter
@@ -149,6 +150,17 @@ class QuarterKpis:
         return df.sort_values(["attributed_revenue", "leads"], ascending=False)
 
     @cached_property
+    def converting_journeys(self) -> Any:
+        """The journeys of the deals won in the quarter, without the non-converting ones (lazy:
+        one model's query builds them): all that models other than ``markov`` read."""
+        s = self.source
+        return touch_journeys(s.table("touchpoints"), s.table("leads"), s.table("opportunities"),
+                              start=self.quarter.start, end=self.quarter.end, include_nulls=False)
+
+    def _journeys_for(self, model: str) -> Any:
+        return self.journeys if model in NEED_NULLS else self.converting_journeys
+
+    @cached_property
     def journeys(self) -> Any:
         s = self.source
         journeys = touch_journeys(s.table("touchpoints"), s.table("leads"), s.table("opportunities"),
@@ -159,17 +171,28 @@ class QuarterKpis:
         except NotImplementedError:  # ibis's PySpark backend has no temporary tables: stay lazy
             return journeys
 
+    def _memo(self, *key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` memoised for this quarter's dates and this data (:meth:`DataSource.memo`):
+        attribution runs its own queries on the journeys, so it is memoised as a whole; the
+        journeys are built only when a result is not memoised yet."""
+        return self.source.memo(("quarter", self.quarter.start, self.quarter.end, *key), compute)
+
     @cached_property
     def attribution(self) -> pd.DataFrame:
         """Lead revenue won in the quarter credited to channels by :attr:`attribution_model`."""
-        return attribute(self.journeys, self.attribution_model)
+        model = self.attribution_model
+        return self._memo("attribution", model, "channel",
+                          compute=lambda: attribute(self._journeys_for(model), model))
 
     def attribution_by_campaign(self) -> pd.DataFrame:
-        return attribute(self.journeys, self.attribution_model, by="campaign")
+        model = self.attribution_model
+        return self._memo("attribution", model, "campaign",
+                          compute=lambda: attribute(self._journeys_for(model), model, by="campaign"))
 
     def attribution_comparison(self, models: tuple[str, ...] = MODELS) -> pd.DataFrame:
         """Revenue credited per channel under every model (channels x models)."""
-        return compare_models(self.journeys, models=models)
+        models = tuple(models)
+        return self._memo("comparison", models, compute=lambda: compare_models(self.journeys, models=models))
 
     # -- goals -----------------------------------------------------------------------------------
     @cached_property

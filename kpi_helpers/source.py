@@ -16,19 +16,24 @@ Validation runs on every open, in the engine, and reports every problem of the s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+import pickle
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+from ibis import _
 
 from . import mapping as mapping_mod
 from .config import Settings, load_settings
@@ -37,6 +42,12 @@ from .periods import Quarter, parse_quarter
 from .schema import CONTRACT, COVERAGE, IBIS_TYPES, REFERENCES, Column, Table
 
 ROW = "__row"  # 1-based data-row number of file sources, for error messages
+ROW_FILE = "__file"  # the file of a row, for a table stored as a folder of Parquet files
+#: bump when what a memoised result holds changes shape (old cache entries are then ignored)
+RESULTS_FORMAT = 1
+#: cache entries (stamps, memoised results) of data not seen for this many days are removed
+CACHE_DAYS = 30
+T = TypeVar("T")
 EXAMPLES = 5  # offending rows shown per problem
 
 _EXPECTED = {
@@ -67,12 +78,20 @@ def _find_file(folder: Path, table: str, explicit: str | None) -> Path | None:
     return None
 
 
-def _reader_sql(path: Path, read_opts: Mapping[str, Any]) -> str:
-    """DuckDB table function reading ``path`` raw: CSV as text (types are checked by us)."""
-    if path.is_dir():
-        return f"read_parquet({_q_str(str(path / '*.parquet'))})"
-    if path.suffix == ".parquet":
-        return f"read_parquet({_q_str(str(path))})"
+def _is_parquet(path: Path) -> bool:
+    return path.is_dir() or path.suffix == ".parquet"
+
+
+def _reader_sql(path: Path, read_opts: Mapping[str, Any], *, row_numbers: bool = False) -> str:
+    """DuckDB table function reading ``path`` raw: CSV as text (types are checked by us).
+
+    ``row_numbers`` adds Parquet's ``file_row_number`` (and ``filename`` for a folder of files):
+    free when a query does not select them, unlike a window over the whole table.
+    """
+    if _is_parquet(path):
+        glob = path / "*.parquet" if path.is_dir() else path
+        extra = (", file_row_number=true" + (", filename=true" if path.is_dir() else "")) if row_numbers else ""
+        return f"read_parquet({_q_str(str(glob))}{extra})"
     opts = {"header": True, "all_varchar": True, **read_opts}
     rendered = []
     for k, v in opts.items():
@@ -145,12 +164,15 @@ class DataSource:
         name: str,
         settings: Settings,
         files: Mapping[str, Path] | None = None,
+        cache_key: str | None = None,
     ) -> None:
         self.con = con
         self._tables = dict(tables)
         self.name = name
         self.settings = settings
         self.files = dict(files or {})
+        #: names the exact input bytes (and mapping) of a file source; None: results are not memoised
+        self.cache_key = cache_key
         #: rows that crossed from the engine into pandas through :meth:`fetch`
         self.rows_fetched = 0
         self.fetches: list[tuple[str, int]] = []
@@ -242,12 +264,14 @@ class DataSource:
         complete = all(found.get(t.name) for t in CONTRACT.values() if t.required and t.name in wanted)
         stamp = _validated_stamp({k: v for k, v in found.items() if v}, maps) if complete and only is None \
             else None
+        cache_key = stamp.name if stamp is not None else None
         cached = _typed_cache(stamp) if validate else None
         if cached is not None:
             # These exact bytes were validated and typed before: read the typed tables, skip the parse.
             con.raw_sql(f"ATTACH {_q_str(str(cached))} AS kpi_cache (READ_ONLY)")
             typed = {t: con.create_view(t, con.sql(f"SELECT * FROM kpi_cache.main.{_q_ident(t)}")) for t in CONTRACT}
-            return cls(con, typed, name=src_name, settings=settings, files={k: v for k, v in found.items() if v})
+            return cls(con, typed, name=src_name, settings=settings, files={k: v for k, v in found.items() if v},
+                       cache_key=cache_key)
         raw: dict[str, ir.Table] = {}
         files: dict[str, Path] = {}
         problems: list[Problem] = []
@@ -281,23 +305,27 @@ class DataSource:
                             + ")")
                 problems.append(Problem(path.name, col, expected, 0))
             raw[table.name] = rel
+        plain: dict[str, set[str]] = {}
         if stamp is not None and validate and not problems and stamp.exists():
             validate = False  # these exact bytes passed validation before (see _validated_stamp)
+            plain = _read_stamp(stamp)
             stamp = None
         typed = cls._validate_and_type(con, raw, files, problems, validate, file_source=True, name=src_name,
-                                       absent=absent)
+                                       absent=absent, plain=plain)
         # Materialise CSV tables once (parsing text on every query is slow); Parquet stays a view.
         all_csv = True
         for name, expr in typed.items():
             path = files.get(name)
             if path is not None and path.suffix != ".parquet" and not path.is_dir():
-                typed[name] = con.create_table(name, expr)
+                con.create_table(name, expr)
+                typed[name] = con.table(name)  # unqualified, as the cached path names it: same SQL, same memo keys
             else:
                 all_csv = all_csv and path is None
                 typed[name] = con.create_view(name, expr)
         if stamp is not None and validate:
-            _write_stamp(stamp, con if all_csv else None)
-        return cls(con, typed, name=src_name, settings=settings, files=files)
+            _write_stamp(stamp, con if all_csv else None, plain)
+            _prune_cache(keep=stamp.name)
+        return cls(con, typed, name=src_name, settings=settings, files=files, cache_key=cache_key)
 
     @classmethod
     def _open_connection(cls, url: str, settings: Settings, validate: bool) -> DataSource:
@@ -359,10 +387,19 @@ class DataSource:
                 except Exception as exc:
                     missing.append(f"{col}\0{_first_line(exc)}")
                     exprs[i] = (col, "NULL")
-        inner = f"SELECT row_number() OVER () AS {ROW}, * FROM {reader}"
         where = f" WHERE {spec.filter}" if spec.filter else ""
-        sql = f"SELECT {ROW}, " + ", ".join(f"{e} AS {_q_ident(n)}" for n, e in exprs) + f" FROM ({inner}){where}"
-        # One parse of the file into a temp table; validation and typing then read that.
+        selected = ", ".join(f"{e} AS {_q_ident(n)}" for n, e in exprs)
+        if _is_parquet(path):
+            # Parquet is typed and columnar: a view, scanned in parallel by each query and never held in
+            # memory. Row numbers (for error messages) come from the file, not from a window.
+            row = f"file_row_number + 1 AS {ROW}"
+            if path.is_dir():
+                row += f", parse_filename(filename) AS {ROW_FILE}"
+            sql = f"SELECT {row}, {selected} FROM {_reader_sql(path, spec.read, row_numbers=True)}{where}"
+            return con.create_view(f"__raw_{table.name}", con.sql(sql), overwrite=True), missing
+        inner = f"SELECT row_number() OVER () AS {ROW}, * FROM {reader}"
+        sql = f"SELECT {ROW}, {selected} FROM ({inner}){where}"
+        # CSV: one parse of the text into a temp table; validation and typing then read that.
         tmp = f"__raw_{table.name}"
         con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {tmp} AS {sql}")
         return con.table(tmp), missing
@@ -379,14 +416,27 @@ class DataSource:
         file_source: bool,
         name: str,
         absent: Mapping[str, set[str]],
+        plain: dict[str, set[str]] | None = None,
     ) -> dict[str, ir.Table]:
+        """Check every table (when ``validate``) and type it.
+
+        ``plain`` (filled in by the checks, or read from a validation stamp) names the text columns
+        whose raw values already equal their typed form (no padding, no empty strings, lower case
+        where the contract lowers): those are used as they are, sparing every later query a
+        trim over millions of rows.
+        """
+        plain = {} if plain is None else plain
         typed: dict[str, ir.Table] = {}
         for table in CONTRACT.values():
             r = raw[table.name]
             label = files[table.name].name if table.name in files else table.name
             if (validate and table.name in files) or (validate and not file_source):
-                problems += cls._check_table(table, r, label, absent.get(table.name, set()))
-            typed[table.name] = r.select(**{c.name: _typed(c, r[c.name]) for c in table.columns})
+                found, plain[table.name] = cls._check_table(table, r, label, absent.get(table.name, set()))
+                problems += found
+            as_is = plain.get(table.name, set())
+            typed[table.name] = r.select(
+                **{c.name: r[c.name] if c.name in as_is else _typed(c, r[c.name]) for c in table.columns}
+            )
         if validate:
             problems += cls._check_references(typed, files)
         if problems:
@@ -394,13 +444,19 @@ class DataSource:
         return typed
 
     @staticmethod
-    def _checks(table: Table, r: ir.Table) -> list[_Check]:
+    def _checks(table: Table, r: ir.Table, plain: Collection[str] = ()) -> list[_Check]:
+        """The contract's rules for ``table`` as conditions on its raw rows (true: the row breaks it).
+
+        Columns in ``plain`` hold text already in typed form (see ``_plain_text_columns``), so they are
+        compared as they are: no trim over every row.
+        """
         checks: list[_Check] = []
-        t = {c.name: _typed(c, r[c.name]) for c in table.columns}
+        t = {c.name: r[c.name] if c.name in plain else _typed(c, r[c.name]) for c in table.columns}
         for c in table.columns:
             v = r[c.name]
             dtype = v.type()
-            blank = v.isnull() | (v.cast("string").strip() == "") if _is_string(dtype) else v.isnull()
+            textual = _is_string(dtype) and c.name not in plain
+            blank = v.isnull() | (v.cast("string").strip() == "") if textual else v.isnull()
             if not c.nullable:
                 checks.append(_Check(c.name, "a value in every row (found empty cells)", blank))
             if c.kind != "string":
@@ -420,7 +476,10 @@ class DataSource:
                                      ~blank & ~t[c.name].isin(list(c.accepted)), show=c.name))
             if c.unique:
                 key = t[c.name]
-                dup = key.notnull() & (key.count().over(group_by=key) > 1)
+                # A hash aggregate and a semi-join: several times faster than a window over every row.
+                keys = r.select(k=key).filter(_.k.notnull())
+                repeated = keys.group_by("k").aggregate(n=_.count()).filter(_.n > 1).k
+                dup = key.notnull() & key.isin(repeated)
                 checks.append(_Check(c.name, "unique values (found duplicates)", dup, show=c.name))
         # Row rules between columns (see schema.Table.rules).
         if table.name == "opportunities":
@@ -442,11 +501,15 @@ class DataSource:
         return checks
 
     @classmethod
-    def _check_table(cls, table: Table, r: ir.Table, label: str, absent: set[str]) -> list[Problem]:
+    def _check_table(
+        cls, table: Table, r: ir.Table, label: str, absent: set[str]
+    ) -> tuple[list[Problem], set[str]]:
+        """The table's problems, and its text columns that need no typing (see ``_validate_and_type``)."""
         # Columns already reported missing would only repeat as "empty in every row".
-        checks = [c for c in cls._checks(table, r) if c.column not in absent]
+        plain = cls._plain_text_columns(table, r, absent)
+        checks = [c for c in cls._checks(table, r, plain) if c.column not in absent]
         if not checks:
-            return []
+            return [], plain
         flagged = r.mutate(**{f"__c{i}": ch.cond.fill_null(False) for i, ch in enumerate(checks)})
         counts = flagged.aggregate(
             **{f"__c{i}": flagged[f"__c{i}"].cast("int64").sum() for i in range(len(checks))}
@@ -458,16 +521,39 @@ class DataSource:
             n = int(counts[f"__c{i}"] or 0)
             if n == 0:
                 continue
-            cols = [c for c in (order, id_col, ch.show) if c]
+            in_file = ROW_FILE if ROW_FILE in r.columns else None
+            cols = [c for c in (in_file, order, id_col, ch.show) if c]
             ex = flagged.filter(flagged[f"__c{i}"]).select(*dict.fromkeys(cols))
-            ex = (ex.order_by(order) if order else ex).limit(EXAMPLES).execute()
-            rows = tuple(str(int(x)) for x in ex[ROW]) if order else (
-                tuple(str(x) for x in ex[id_col]) if id_col else ())
+            ex = (ex.order_by([c for c in (in_file, order) if c]) if order else ex).limit(EXAMPLES).execute()
+            if order and in_file:
+                rows = tuple(f"{f}:{int(x)}" for f, x in zip(ex[in_file], ex[ROW], strict=True))
+            elif order:
+                rows = tuple(str(int(x)) for x in ex[ROW])
+            else:
+                rows = tuple(str(x) for x in ex[id_col]) if id_col else ()
             values: tuple[str, ...] = ()
             if ch.show:
                 values = tuple(dict.fromkeys(str(x) for x in ex[ch.show] if pd.notna(x)))[:EXAMPLES]
             problems.append(Problem(label, ch.column, ch.expected, n, rows, values))
-        return problems
+        return problems, plain
+
+    @staticmethod
+    def _plain_text_columns(table: Table, r: ir.Table, absent: set[str]) -> set[str]:
+        """Text columns none of whose values typing would change (trim, empty -> NULL, lower case).
+
+        Tested on each column's distinct values, in one query: far cheaper than trimming every row.
+        """
+        text = [c for c in table.columns
+                if c.kind == "string" and c.name not in absent and _is_string(r[c.name].type())]
+        if not text:
+            return set()
+        parts = []
+        for i, c in enumerate(text):
+            d = r.select(v=r[c.name]).filter(_.v.notnull()).distinct()
+            parts.append(d.aggregate(col=ibis.literal(i), changed=(_typed(c, d.v) != d.v).fill_null(True)
+                                     .cast("int64").sum()))
+        found = ibis.union(*parts).execute() if len(parts) > 1 else parts[0].execute()
+        return {text[int(i)].name for i, n in zip(found["col"], found["changed"], strict=True) if not (n or 0)}
 
     @staticmethod
     def _check_references(typed: Mapping[str, ir.Table], files: Mapping[str, Path]) -> list[Problem]:
@@ -497,12 +583,51 @@ class DataSource:
         return dict(self._tables)
 
     def fetch(self, expr: ir.Expr, *, label: str = "") -> Any:
-        """Execute ``expr`` in the engine and return pandas; counts the rows that reach pandas."""
-        result = expr.execute()
+        """Execute ``expr`` in the engine and return pandas; counts the rows that reach pandas.
+
+        Results are memoised by the expression's SQL (see :meth:`memo`), so the report's notebooks
+        and the runner compute each aggregate of the same data once between them.
+        """
+        result = self.memo(("sql", ibis.to_sql(expr)) if self.cache_key else None, expr.execute)
         n = len(result) if hasattr(result, "__len__") and not isinstance(result, str) else 1
         self.rows_fetched += n
         self.fetches.append((label or type(expr).__name__, n))
         return result
+
+    def memo(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, computed once per ``key`` for these input bytes, across processes.
+
+        For a folder source the result is kept (pickled) under ``$KPI_CACHE_DIR/results/<data>/``,
+        where ``<data>`` hashes every input file's bytes and the mapping (:attr:`cache_key`); a
+        process computing a key holds a lock on it, so parallel report kernels wait for each
+        other's result instead of computing it again. ``key`` must name everything the result
+        depends on besides the data (e.g. the quarter's dates and the model). Databases and
+        Spark (no ``cache_key``), ``key=None`` and ``KPI_NO_CACHE=1`` compute every time.
+        """
+        if self.cache_key is None or key is None or os.environ.get("KPI_NO_CACHE"):
+            return compute()
+        h = hashlib.blake2b(repr((RESULTS_FORMAT, _engine_versions(), key)).encode(), digest_size=20)
+        path = _cache_root() / "results" / self.cache_key / f"{h.hexdigest()}.pkl"
+        found = _load_result(path)
+        if found is not _MISSING:
+            return found
+        if getattr(_MEMO, "computing", False):
+            # Nested in another key's computation: never wait for a second lock, so two processes
+            # can never wait on each other (each holds at most one lock).
+            value = compute()
+            _store_result(path, value)
+            return value
+        with _flock(path.with_suffix(".lock")):
+            found = _load_result(path)  # another process may have finished it while we waited
+            if found is not _MISSING:
+                return found
+            _MEMO.computing = True
+            try:
+                value = compute()
+            finally:
+                _MEMO.computing = False
+            _store_result(path, value)
+        return value
 
     @cached_property
     def data_end(self) -> dt.date | None:
@@ -530,6 +655,9 @@ class DataSource:
         (text) or min and max (dates). The same data gives the same fingerprint on any engine
         (DuckDB files, a database, Spark), so reports from two engines can be compared.
         """
+        return self.memo(("fingerprint",), self._fingerprint)
+
+    def _fingerprint(self) -> str:
         summary: dict[str, Any] = {}
         for name in sorted(self._tables):
             t = self._tables[name]
@@ -561,6 +689,65 @@ def _canonical(value: Any) -> Any:
     return text.replace("T", " ")[:19] if len(text) >= 19 and text[4] == "-" else text
 
 
+def _cache_root() -> Path:
+    return Path(os.environ.get("KPI_CACHE_DIR") or Path.home() / ".cache" / "kpi-kit")
+
+
+_MEMO = threading.local()
+_MISSING = object()
+
+
+@functools.cache
+def _engine_versions() -> tuple[str, ...]:
+    """Versions that can change a memoised result (a new DuckDB may sum in another order)."""
+    import duckdb
+
+    from . import __version__
+
+    return __version__, ibis.__version__, duckdb.__version__, pd.__version__
+
+
+def _load_result(path: Path) -> Any:
+    # Pickle from the user's own cache folder: as trusted as the kit's installed code.
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    except FileNotFoundError:
+        return _MISSING
+    except Exception:  # truncated or from an incompatible pandas: compute again
+        return _MISSING
+
+
+def _store_result(path: Path, value: Any) -> None:
+    """Write atomically (temporary name, then rename): readers never see half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except Exception:  # a read-only or full cache only costs the next run the computation
+        pass
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``path`` (released by the OS if the process dies); no lock without fcntl."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+b")  # noqa: SIM115 - held for the duration of the block
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+    finally:
+        fh.close()  # releases the lock
+
+
 def _validated_stamp(files: Mapping[str, Path], maps: Mapping[str, Any]) -> Path | None:
     """Marker whose existence says: these files, under this mapping and contract, passed validation.
 
@@ -581,8 +768,7 @@ def _validated_stamp(files: Mapping[str, Path], maps: Mapping[str, Any]) -> Path
             with open(p, "rb") as fh:
                 for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
                     h.update(chunk)
-    root = Path(os.environ.get("KPI_CACHE_DIR") or Path.home() / ".cache" / "kpi-kit")
-    return root / "validated" / h.hexdigest()
+    return _cache_root() / "validated" / h.hexdigest()
 
 
 def _typed_cache(stamp: Path | None) -> Path | None:
@@ -593,8 +779,18 @@ def _typed_cache(stamp: Path | None) -> Path | None:
     return db if db.exists() else None
 
 
-def _write_stamp(stamp: Path, con: Any = None) -> None:
-    """Mark the data validated; for CSV sources also save the typed tables next to the stamp.
+def _read_stamp(stamp: Path) -> dict[str, set[str]]:
+    """The text columns that need no typing, as validation found them (empty for an old stamp)."""
+    try:
+        found = json.loads(stamp.read_text(encoding="utf-8"))["plain"]
+        return {str(t): {str(c) for c in cols} for t, cols in found.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_stamp(stamp: Path, con: Any = None, plain: Mapping[str, set[str]] | None = None) -> None:
+    """Mark the data validated, with the columns that need no typing; for CSV sources also save the
+    typed tables next to the stamp.
 
     Written to a temporary name and renamed, so parallel report kernels never read half a file.
     """
@@ -609,9 +805,35 @@ def _write_stamp(stamp: Path, con: Any = None) -> None:
             finally:
                 con.raw_sql("DETACH kpi_out")
             os.replace(tmp, stamp.with_suffix(".duckdb"))
-        stamp.touch()
+        text = json.dumps({"plain": {t: sorted(cols) for t, cols in sorted((plain or {}).items())}})
+        tmp = stamp.with_suffix(f".{os.getpid()}.json.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, stamp)
     except Exception:  # a read-only or full cache only costs the next open its parse and validation
         pass
+
+
+def _prune_cache(*, keep: str, max_age_days: float = CACHE_DAYS) -> None:
+    """Remove cache entries untouched for ``max_age_days`` (modification time: a stamp is written
+    once, a results folder whenever a result is added; reading does not count); ``keep`` stays.
+    At worst a pruned entry costs its data one validation and one computation of each result."""
+    import shutil
+    import time
+
+    cutoff = time.time() - max_age_days * 86400
+    root = _cache_root()
+    for entry in [*root.glob("validated/*"), *root.glob("results/*")]:
+        if entry.name.split(".")[0] == keep:
+            continue
+        try:
+            if entry.stat().st_mtime >= cutoff:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+        except OSError:  # another process removed it first
+            pass
 
 
 def _first_line(exc: BaseException) -> str:

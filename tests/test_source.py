@@ -1,8 +1,10 @@
 """Loading and validation: one broken copy of the tiny dataset per contract rule."""
 
+import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from kpi_helpers.cli import main
@@ -122,8 +124,6 @@ def test_utf8_bom_is_tolerated(tiny):
 
 
 def test_parquet_file_is_read(tiny):
-    import pandas as pd
-
     df = pd.read_csv(tiny / "revenue.csv", parse_dates=["month"])
     df.to_parquet(tiny / "revenue.parquet")
     (tiny / "revenue.csv").unlink()
@@ -180,3 +180,156 @@ def test_cache_can_be_turned_off(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("KPI_NO_CACHE", "1")
     DataSource.open(tiny)
     assert not (tmp_path / "cache").exists()
+
+
+# ------------------------------------------------------------------ Parquet sources (read in place)
+
+
+def _to_parquet(folder: Path, *, as_folder: str | None = None) -> None:
+    """Rewrite every CSV of ``folder`` as Parquet with text columns (an export that kept its strings);
+    ``as_folder``: that table as a folder of two Parquet files instead."""
+    import pandas as pd
+
+    for csv in sorted(folder.glob("*.csv")):
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        if csv.stem == as_folder:
+            part = folder / csv.stem
+            part.mkdir()
+            half = (len(df) + 1) // 2
+            df.iloc[:half].to_parquet(part / "part-0.parquet", index=False)
+            df.iloc[half:].to_parquet(part / "part-1.parquet", index=False)
+        else:
+            df.to_parquet(folder / f"{csv.stem}.parquet", index=False)
+        csv.unlink()
+
+
+@pytest.mark.parametrize(("table", "old", "new", "column", "words"), BROKEN,
+                         ids=[f"{b[0]}-{b[3]}-{i}" for i, b in enumerate(BROKEN)])
+def test_each_rule_is_reported_for_parquet(tiny, table, old, new, column, words):
+    _edit(tiny, table, old, new)
+    _to_parquet(tiny)
+    with pytest.raises(SchemaError) as err:
+        DataSource.open(tiny)
+    text = str(err.value)
+    assert f"`{table}.parquet`, column `{column}`" in text
+    assert words in text
+
+
+def test_parquet_rows_are_numbered_per_file(tiny):
+    _edit(tiny, "opportunities", "won,10000", "won,-10000")
+    _to_parquet(tiny)
+    with pytest.raises(SchemaError) as err:
+        DataSource.open(tiny)
+    assert [(p.rows, p.values) for p in err.value.problems] == [(("1",), ("-10000",))]
+
+
+def test_parquet_folder_rows_name_the_file(tiny):
+    _edit(tiny, "leads", "L5,2025-05-05", "L5,2025-13-05")  # the last lead: second file, its row 2
+    _to_parquet(tiny, as_folder="leads")
+    with pytest.raises(SchemaError) as err:
+        DataSource.open(tiny)
+    (p,) = err.value.problems
+    assert p.file == "leads" and p.rows == ("part-1.parquet:2",)
+
+
+@pytest.mark.parametrize("stamped", [False, True], ids=["validated", "from-stamp"])
+def test_padded_parquet_text_is_typed_like_csv(tiny, tmp_path, monkeypatch, stamped):
+    """Typing is skipped only for text columns validation found clean; padding, blanks and case
+    are still normalised, also when a later open reads the stamp instead of validating."""
+    monkeypatch.setenv("KPI_CACHE_DIR", str(tmp_path / "cache"))
+    expected = DataSource.open(tiny)
+    want = expected.fetch(expected.table("leads").group_by("channel").aggregate(n=_count()).order_by("channel"))
+    _edit(tiny, "leads", "L2,2025-02-01 09:00:00,Paid", "L2,2025-02-01 09:00:00, Paid")
+    _edit(tiny, "opportunities", "lost,8000", " LOST ,8000")
+    _to_parquet(tiny)
+    src = DataSource.open(tiny)
+    if stamped:
+        plain = json.loads((tmp_path / "cache" / "validated" / src.cache_key).read_text())["plain"]
+        assert "channel" not in plain["leads"] and "lead_id" in plain["leads"]
+        assert "stage" not in plain["opportunities"]
+        src = DataSource.open(tiny)
+    got = src.fetch(src.table("leads").group_by("channel").aggregate(n=_count()).order_by("channel"))
+    pd.testing.assert_frame_equal(got, want)
+    assert set(src.fetch(src.table("opportunities").stage.name("s"))) == {"won", "lost", "open"}
+
+
+def _count():
+    from ibis import _
+
+    return _.count()
+
+
+# ------------------------------------------------------------------ memoised results
+
+
+def test_results_are_memoised_per_data(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("KPI_CACHE_DIR", str(tmp_path / "cache"))
+    first = DataSource.open(tiny)
+    expr = first.table("spend").amount.sum()
+    assert first.fetch(expr) == 5500.0 and first.fingerprint
+    results = tmp_path / "cache" / "results" / first.cache_key
+    stored = sorted(results.glob("*.pkl"))
+    assert len(stored) >= 2  # the sum and the fingerprint (and the fingerprint's own fetches)
+
+    again = DataSource.open(tiny)
+    calls = []
+    monkeypatch.setattr(type(expr), "execute", lambda self, *a, **k: calls.append(1))
+    assert again.fetch(again.table("spend").amount.sum()) == 5500.0
+    assert again.fingerprint == first.fingerprint and calls == []  # nothing ran in the engine
+    assert again.rows_fetched == 1  # a memoised result still counts as rows that reached pandas
+    monkeypatch.undo()
+
+    monkeypatch.setenv("KPI_CACHE_DIR", str(tmp_path / "cache"))
+    _edit(tiny, "spend", "media,1000", "media,1001")
+    changed = DataSource.open(tiny)
+    assert changed.cache_key != first.cache_key
+    assert changed.fetch(changed.table("spend").amount.sum()) == 5501.0
+
+
+def test_memo_computes_once_across_threads(tiny, tmp_path, monkeypatch):
+    """Parallel callers of one key wait for the first (the lock is per key, held while computing)."""
+    import threading
+    import time as _time
+
+    monkeypatch.setenv("KPI_CACHE_DIR", str(tmp_path / "cache"))
+    src = DataSource.open(tiny)
+    runs = []
+
+    def slow() -> int:
+        runs.append(1)
+        _time.sleep(0.3)
+        return 42
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(src.memo(("slow",), slow))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [42] * 4 and runs == [1]
+
+
+def test_memo_is_off_without_a_file_source_or_with_no_cache(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("KPI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("KPI_NO_CACHE", "1")
+    src = DataSource.open(tiny)
+    assert src.cache_key is None
+    runs = []
+    assert [src.memo(("k",), lambda: runs.append(1) or len(runs)) for _ in range(2)] == [1, 2]
+    assert not (tmp_path / "cache").exists()
+
+
+def test_cache_entries_of_old_data_are_pruned(tiny, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("KPI_CACHE_DIR", str(tmp_path / "cache"))
+    old = DataSource.open(tiny)
+    old.fingerprint  # noqa: B018 - memoises a result
+    entries = [*(tmp_path / "cache").glob("validated/*"), *(tmp_path / "cache").glob("results/*")]
+    assert len(entries) == 3  # stamp, typed tables, results folder
+    for e in entries:
+        os.utime(e, (0, 0))  # last used in 1970
+    _edit(tiny, "spend", "media,1000", "media,1001")
+    new = DataSource.open(tiny)  # new bytes: validated, and the old entries go
+    left = {e.name.split(".")[0] for e in (tmp_path / "cache").glob("*/*")}
+    assert left == {new.cache_key}
