@@ -47,7 +47,8 @@ sample: $(STAMP) ## regenerate data/sample (seed 42, scale 1)
 	$(BIN)/kpi sample --out data/sample --seed 42 --scale 1
 
 bench: $(STAMP) ## run the benchmarks (prints figures; minutes)
-	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_report.py --repeat 3
+	$(BIN)/python benchmarks/bench_scale.py --steps validate,metrics,report,again --repeat 3
 	$(BIN)/python benchmarks/bench_attribution.py
 
 clean: ## remove rendered reports and caches (keeps .venv)

@@ -47,7 +47,7 @@ AIM_PEAK_BYTES = 2 * 1024**3
 MB = 1024**2
 #: step -> its name in the table
 STEPS = {"validate": "kpi validate", "metrics": "quarter_metrics (open + compute)", "report": "kpi report (cold)",
-         "again": "kpi report again (validation stamped)"}
+         "again": "kpi report again (same bytes: stamped, results cached)"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -325,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", nargs="+", default=None, help="notebooks of the report (default: all)")
     parser.add_argument("--jobs", type=int, default=None, help="kpi report --jobs")
     parser.add_argument("--steps", default="validate,metrics,report",
-                        help="comma-separated: validate, metrics, report, again (the report once more, its data "
-                             "now stamped as validated); default: validate,metrics,report")
+                        help="comma-separated: validate, metrics, report, again (the report once more on the same "
+                             "bytes: validation stamped, results memoised); default: validate,metrics,report")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run every step N times; keep the fastest (peak RSS: the highest); default 1")
     parser.add_argument("--wait", type=float, default=0, metavar="MINUTES",
