@@ -869,7 +869,8 @@ def headline_tiles(metrics: Mapping[str, Any], limit: int | None = None) -> list
     """KPI tiles from ``metrics["kpis"]`` with status against target (see the module docstring).
 
     Reads the kit's ``kpi_table`` rows (``name``, ``metric``, ``actual``, ``projected``, ``target``,
-    ``status``) as well as the short form (``name``, ``value``, ``target``, ``better``).
+    ``status``, and ``baseline`` with ``progress``, shown as "65% of the way from $822k") as well
+    as the short form (``name``, ``value``, ``target``, ``better``).
     """
     raw = metrics.get("kpis") or []
     if isinstance(raw, Mapping):
@@ -892,6 +893,10 @@ def headline_tiles(metrics: Mapping[str, Any], limit: int | None = None) -> list
         # Identifiers become words; display names ("MQLs per quarter") stay as written.
         label = kpi.get("label") or (_words(name) if re.fullmatch(r"\w+", name) else name)
         detail = f"{attainment:.0%} of target" if attainment is not None else ""
+        # With a baseline the status judges the way from it to the target (kpis.kpi_status): say so.
+        baseline, progress = _number(kpi.get("baseline")), _number(kpi.get("progress"))
+        if baseline is not None and progress is not None:
+            detail += f"{'; ' if detail else ''}{progress:.0%} of the way from {format_value(baseline, fmt, currency)}"
         if projected is not None:
             detail = f"projected {format_value(projected, fmt, currency)}" + (f", {detail}" if detail else "")
         tiles.append(
@@ -993,6 +998,10 @@ def _tables(metrics: Mapping[str, Any], max_rows: int = 25) -> list[dict]:
             for row in rows
         ]
         headers = [{"text": _words(c), "numeric": numeric[c]} for c in columns]
+        model = metrics.get("attribution_model")
+        if model and any(c in ("attributed_revenue", "roi") for c in columns):
+            # attributed numbers depend on the model: name it next to them
+            title = f"{title} (attributed revenue and ROI: {str(model).replace('_', '-')} attribution)"
         tables.append({"title": title, "headers": headers, "rows": body})
     return tables
 
@@ -1010,13 +1019,43 @@ def _page_env() -> Any:
     )
 
 
+def _conclusion_html(folder: Path, plan: list[_Job]) -> str:
+    """The story of the quarter for its index page: the Markdown the first notebook's cells tagged
+    `conclusion` displayed (the summary page's own words, not a second computation), as HTML.
+
+    Raw HTML in that text is escaped and unsafe link targets dropped (mistune ``escape=True``), so
+    names from the data stay text here as on the pages.
+    """
+    if not plan:
+        return ""
+    try:
+        cells = json.loads((folder / f"{plan[0].name}.ipynb").read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    texts = []
+    for cell in cells:
+        if "conclusion" in cell.get("metadata", {}).get("tags", []):
+            for out in cell.get("outputs", []):
+                text = out.get("data", {}).get("text/markdown")
+                if text:
+                    texts.append("".join(text) if isinstance(text, list) else str(text))
+    if not texts:
+        return ""
+    import mistune
+
+    return mistune.create_markdown(escape=True)("\n\n".join(texts))
+
+
 def _write_quarter_index(folder: Path, label: str, metrics: Mapping[str, Any], plan: list[_Job]) -> None:
+    from markupsafe import Markup
+
     html = (
         _page_env()
         .get_template("quarter.html.j2")
         .render(
             kit=KIT_NAME,
             quarter=label,
+            conclusion=Markup(_conclusion_html(folder, plan)),  # already escaped by mistune
             tiles=headline_tiles(metrics),
             tables=_tables(metrics),
             pages=[{"href": f"{j.name}.html", "ipynb": f"{j.name}.ipynb", "title": j.title} for j in plan],

@@ -88,3 +88,17 @@ def test_no_personal_data_in_pages(rendered):
         text = page.read_text(encoding="utf-8")
         assert not re.search(r"[\w.+-]+@[\w-]+\.[A-Za-z]{2,}\b", text), f"{page.name}: an e-mail address"
         assert not re.search(r"\bL\d{6}\b", text), f"{page.name}: lead ids"
+
+
+def test_index_tells_the_quarter_in_brief(rendered):
+    """index.html leads with the summary page's conclusion (the same words, rendered once there)."""
+    import nbformat
+
+    _, folder = rendered
+    index = (folder / "index.html").read_text(encoding="utf-8")
+    assert "The quarter in brief" in index
+    nb = nbformat.read(folder / "00-quarterly-summary.ipynb", as_version=4)
+    conclusion = next(c for c in nb.cells if "conclusion" in c.metadata.get("tags", []))
+    first = conclusion.outputs[0].data["text/markdown"].split("**")[1]  # "2026Q3 revenue was USD ..."
+    assert first.startswith("2026Q3 revenue was") and first in index
+    assert index.index("The quarter in brief") < index.index("Headline KPIs")

@@ -207,6 +207,9 @@ def test_write_metrics_rejects_unknown_objects(tmp_path: Path) -> None:
         ({"value": 60, "target": 50, "status": "at_risk"}, "warn", "120% of target"),
         ({"value": 10}, "none", ""),
         ({"value": math.nan, "target": 3}, "none", ""),
+        # the kit's rows: status judged on the way from the baseline, which the tile then names
+        ({"actual": 966_450, "target": 1_045_130, "baseline": 822_063, "progress": 0.647, "status": "off track",
+          "format": "currency"}, "bad", "92% of target; 65% of the way from 822k"),
     ],
     ids=[
         "above",
@@ -217,6 +220,7 @@ def test_write_metrics_rejects_unknown_objects(tmp_path: Path) -> None:
         "explicit",
         "no-target",
         "nan",
+        "baseline",
     ],
 )
 def test_headline_tile_status(kpi: dict, status: str, attainment: str) -> None:
@@ -514,3 +518,23 @@ def test_tiles_and_tables_read_the_metrics_module_shape() -> None:
     (table,) = report._tables(metrics)
     assert [h["text"] for h in table["headers"]] == ["Channel", "Leads", "Cost", "ROI"]
     assert [c["text"] for c in table["rows"][0]] == [HOSTILE_CHANNEL, "12", "€1,500", "80.0%"]
+    assert table["title"] == "Channels"
+    (table,) = report._tables({**metrics, "attribution_model": "position_based"})
+    assert table["title"] == "Channels (attributed revenue and ROI: position-based attribution)"
+
+
+def test_quarter_index_shows_the_first_notebooks_conclusion_escaped(tmp_path: Path) -> None:
+    import nbformat
+
+    from kpi_helpers.report import _conclusion_html, _Job
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("display(Markdown(story))", metadata={"tags": ["conclusion"]})
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        "text/markdown": "**Revenue was up** for <script>alert(1)</script> [x](javascript:alert(1))"})]
+    nb.cells.append(cell)
+    nbformat.write(nb, tmp_path / "00-summary.ipynb")
+    html = _conclusion_html(tmp_path, [_Job(tmp_path / "00-summary.ipynb", "00-summary", "Summary", {})])
+    assert "<strong>Revenue was up</strong>" in html
+    assert "<script" not in html and "&lt;script&gt;" in html and "javascript:" not in html
+    assert _conclusion_html(tmp_path, []) == ""
