@@ -889,11 +889,10 @@ def _attribute(
             tokens = _path_tokens(_parse_path_table(journeys))
         memo.update(tokens=tokens, by=by)
     tokens = memo["tokens"]
-    if model == "markov" and isinstance(journeys, Journeys) and not journeys.has_nulls:
-        raise AttributionError(
-            "`markov` needs the non-converting journeys; build them with `touch_journeys(..., include_nulls=True)`"
-        )
     if model == "markov":
+        if isinstance(journeys, Journeys) and not journeys.has_nulls:
+            raise AttributionError("`markov` needs the non-converting journeys; build them with "
+                                   "`touch_journeys(..., include_nulls=True)`")
         credit, labels = _markov_credit(tokens, opts["order"], opts["collapse_repeats"])
     elif model == "shapley":
         credit, labels = _shapley_credit(tokens), None

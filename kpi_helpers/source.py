@@ -22,7 +22,9 @@ import json
 import math
 import os
 import pickle
+import shutil
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -516,12 +518,12 @@ class DataSource:
         ).execute().iloc[0]
         problems = []
         order = ROW if ROW in r.columns else None
+        in_file = ROW_FILE if ROW_FILE in r.columns else None
         id_col = next((c.name for c in table.columns if c.unique), None)
         for i, ch in enumerate(checks):
             n = int(counts[f"__c{i}"] or 0)
             if n == 0:
                 continue
-            in_file = ROW_FILE if ROW_FILE in r.columns else None
             cols = [c for c in (in_file, order, id_col, ch.show) if c]
             ex = flagged.filter(flagged[f"__c{i}"]).select(*dict.fromkeys(cols))
             ex = (ex.order_by([c for c in (in_file, order) if c]) if order else ex).limit(EXAMPLES).execute()
@@ -712,9 +714,7 @@ def _load_result(path: Path) -> Any:
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)
-    except FileNotFoundError:
-        return _MISSING
-    except Exception:  # truncated or from an incompatible pandas: compute again
+    except Exception:  # missing, truncated or from an incompatible pandas: compute it
         return _MISSING
 
 
@@ -817,9 +817,6 @@ def _prune_cache(*, keep: str, max_age_days: float = CACHE_DAYS) -> None:
     """Remove cache entries untouched for ``max_age_days`` (modification time: a stamp is written
     once, a results folder whenever a result is added; reading does not count); ``keep`` stays.
     At worst a pruned entry costs its data one validation and one computation of each result."""
-    import shutil
-    import time
-
     cutoff = time.time() - max_age_days * 86400
     root = _cache_root()
     for entry in [*root.glob("validated/*"), *root.glob("results/*")]:

@@ -481,6 +481,27 @@ def test_touch_journeys_open_window_and_lookback() -> None:
     assert touch_journeys(*tables, start=START, end=END, lookback_days=0).summary()["nulls"] == 1
 
 
+@pytest.mark.parametrize("model", [m for m in MODELS if m not in attribution.NEED_NULLS])
+def test_converting_journeys_alone_give_the_same_credit(journeys: Journeys, model: str) -> None:
+    """Models other than Markov never read non-converting journeys: leaving them out changes no
+    credit, only drops labels seen on them alone (those had 0)."""
+    full = attribute(journeys, model)
+    converting = touch_journeys(*contract_tables(), start=START, end=END, include_nulls=False)
+    assert not converting.has_nulls and converting.summary()["nulls"] == 0
+    alone = attribute(converting, model)
+    assert set(alone.index) <= set(full.index)
+    assert (full.drop(alone.index)[["conversions", "value"]] == 0).all().all()
+    pd.testing.assert_frame_equal(alone, full.loc[alone.index], check_exact=False, atol=1e-9)
+
+
+def test_markov_refuses_journeys_without_nulls() -> None:
+    converting = touch_journeys(*contract_tables(), start=START, end=END, include_nulls=False)
+    with pytest.raises(AttributionError, match="markov` needs the non-converting journeys"):
+        attribute(converting, "markov")
+    with pytest.raises(AttributionError, match="include_nulls=True"):
+        compare_models(converting)
+
+
 def test_touchpoints_without_campaign_column() -> None:
     tp, ld, op = contract_tables()
     j = touch_journeys(tp.drop("campaign"), ld, op, start=START, end=END)
