@@ -95,8 +95,7 @@ def synthetic(con: ibis.BaseBackend, n_leads: int, seed: int) -> None:
     raw = {
         "t_raw": {"lead": t_lead, "touched_at": touched, "ch": channel, "cp": campaign},
         "l_raw": {"lead": lead, "created_at": created},
-        "o_raw": {"lead": o_lead, "created_at": o_created, "closed_at": o_closed, "stage": stage,
-                  "amount": amount},
+        "o_raw": {"lead": o_lead, "created_at": o_created, "closed_at": o_closed, "stage": stage, "amount": amount},
     }
     for name, columns in raw.items():
         con.create_table(name, ibis.memtable(pa.table(columns)))
@@ -164,11 +163,15 @@ def main(argv: list[str] | None = None) -> None:
     warm, build_wall, build_cpu = timed(lazy.materialize)
     size = warm.summary()
     n_paths = len(warm.paths())
-    print(f"source: {source}; DuckDB threads: {args.threads}; {size['journeys']:,} journeys "
-          f"({size['conversions']:,} converting, {size['nulls']:,} not), {size['touches']:,} touches, "
-          f"{n_paths:,} distinct paths; table setup {setup:.1f} s CPU")
-    print("seconds: wall-clock and CPU (all threads); warm = on materialised journeys, cold = lazy "
-          "journeys built inside the call")
+    print(
+        f"source: {source}; DuckDB threads: {args.threads}; {size['journeys']:,} journeys "
+        f"({size['conversions']:,} converting, {size['nulls']:,} not), {size['touches']:,} touches, "
+        f"{n_paths:,} distinct paths; table setup {setup:.1f} s CPU"
+    )
+    print(
+        "seconds: wall-clock and CPU (all threads); warm = on materialised journeys, cold = lazy "
+        "journeys built inside the call"
+    )
     header = f"{'model':<17}{'warm wall':>10}{'warm cpu':>10}{'cold wall':>10}{'cold cpu':>10}"
     print(header + f"{'journeys':>11}{'touches':>11}")
     count = f"{size['journeys']:>11,}{size['touches']:>11,}"
@@ -178,9 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for model in args.models:
         results[model], wall, cpu = timed(lambda m=model: attribute(warm, m))
-        cold = "" if args.skip_cold else "".join(
-            f"{x:10.2f}" for x in timed(lambda m=model: attribute(lazy, m))[1:]
-        )
+        cold = "" if args.skip_cold else "".join(f"{x:10.2f}" for x in timed(lambda m=model: attribute(lazy, m))[1:])
         print(f"{model:<17}{wall:10.2f}{cpu:10.2f}{cold:>20}{count}")
     value = pd.DataFrame({m: r["value"] for m, r in results.items()})
     print("\nvalue credited, share of total:")

@@ -116,8 +116,18 @@ def time_kit(notebooks: list[Path], data: Path, quarter: str, out: Path, jobs: i
     """Wall time of ``kpi report`` (real notebooks: metrics.json and index pages included) or of
     ``render_report`` (stand-ins), in a fresh interpreter: imports and kernel starts count."""
     if real:
-        cmd = [str(BIN / "kpi"), "report", "--data", str(data), "--quarter", quarter, "--out", str(out),
-               "--notebooks", *map(str, notebooks)] + (["--jobs", str(jobs)] if jobs else [])
+        cmd = [
+            str(BIN / "kpi"),
+            "report",
+            "--data",
+            str(data),
+            "--quarter",
+            quarter,
+            "--out",
+            str(out),
+            "--notebooks",
+            *map(str, notebooks),
+        ] + (["--jobs", str(jobs)] if jobs else [])
         started = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=_fresh_cache(out))
         return time.perf_counter() - started

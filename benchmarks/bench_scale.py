@@ -46,8 +46,12 @@ AIM_TIME_RATIO = 1.5
 AIM_PEAK_BYTES = 2 * 1024**3
 MB = 1024**2
 #: step -> its name in the table
-STEPS = {"validate": "kpi validate", "metrics": "quarter_metrics (open + compute)", "report": "kpi report (cold)",
-         "again": "kpi report again (same bytes: stamped, results cached)"}
+STEPS = {
+    "validate": "kpi validate",
+    "metrics": "quarter_metrics (open + compute)",
+    "report": "kpi report (cold)",
+    "again": "kpi report again (same bytes: stamped, results cached)",
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,8 +166,11 @@ def ensure_scaled(scale: float, folder: Path) -> Path:
     if missing:
         print(f"generating scale {scale:g} data into {folder} (missing: {', '.join(missing)}) ...", flush=True)
         t0 = time.perf_counter()
-        subprocess.run([*KPI, "sample", "--out", str(folder), "--seed", "42", "--scale", f"{scale:g}",
-                        "--format", "parquet"], cwd=ROOT, check=True)
+        subprocess.run(
+            [*KPI, "sample", "--out", str(folder), "--seed", "42", "--scale", f"{scale:g}", "--format", "parquet"],
+            cwd=ROOT,
+            check=True,
+        )
         print(f"  generated in {time.perf_counter() - t0:.0f} s", flush=True)
     if not (folder / "goals.yml").exists():
         shutil.copy(SAMPLE / "goals.yml", folder / "goals.yml")
@@ -210,12 +217,13 @@ def run_metrics(folder: Path, quarter: str, engine: str) -> Run:
     run = measured([sys.executable, "-c", _WORKER, str(folder), quarter, engine])
     for line in run.output.splitlines():
         if line.startswith("WORKER "):
-            run.extra = json.loads(line[len("WORKER "):])
+            run.extra = json.loads(line[len("WORKER ") :])
     return run
 
 
-def run_report(folder: Path, quarter: str, engine: str, notebooks: list[str] | None, jobs: int | None,
-               cache: Path | None = None) -> Run:
+def run_report(
+    folder: Path, quarter: str, engine: str, notebooks: list[str] | None, jobs: int | None, cache: Path | None = None
+) -> Run:
     out = Path(tempfile.mkdtemp(prefix="bench-scale-report-"))
     cmd = [*KPI, "report", "--data", str(folder), "--quarter", quarter, "--out", str(out), "--engine", engine]
     if notebooks:
@@ -226,8 +234,9 @@ def run_report(folder: Path, quarter: str, engine: str, notebooks: list[str] | N
         run = measured(cmd, cache=cache)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    run.extra["notebooks"] = {m.group(1): float(m.group(2))
-                              for m in re.finditer(r"\] (\S+) done in ([\d.]+) s", run.output)}
+    run.extra["notebooks"] = {
+        m.group(1): float(m.group(2)) for m in re.finditer(r"\] (\S+) done in ([\d.]+) s", run.output)
+    }
     return run
 
 
@@ -237,8 +246,9 @@ def wait_for_notebooks(minutes: float) -> None:
     while True:
         if (ROOT / "notebooks" / "04-roi.ipynb").exists():
             with tempfile.TemporaryDirectory() as out:
-                done = subprocess.run([*KPI, "report", "--data", str(SAMPLE), "--out", out],
-                                      cwd=ROOT, capture_output=True, text=True)
+                done = subprocess.run(
+                    [*KPI, "report", "--data", str(SAMPLE), "--out", out], cwd=ROOT, capture_output=True, text=True
+                )
             if done.returncode == 0:
                 return
             print(f"sample report fails yet: {done.stderr.strip().splitlines()[-1:]}", flush=True)
@@ -276,21 +286,39 @@ def print_table(labels: list[str], results: list[dict[str, Any]]) -> None:
     for step, name in STEPS.items():
         if all(step in r for r in results):
             ra, rb = a[step], b[step]
-            rows.append((f"{name}: wall", [_fmt_s(r[step]) for r in results],
-                         _ratio(ra.seconds, rb.seconds) if ra.ok and rb.ok else "-"))
-            rows.append((f"{name}: peak RSS (tree)", [_fmt_mb(r[step]) for r in results],
-                         _ratio(ra.peak_rss, rb.peak_rss)))
+            rows.append(
+                (
+                    f"{name}: wall",
+                    [_fmt_s(r[step]) for r in results],
+                    _ratio(ra.seconds, rb.seconds) if ra.ok and rb.ok else "-",
+                )
+            )
+            rows.append(
+                (f"{name}: peak RSS (tree)", [_fmt_mb(r[step]) for r in results], _ratio(ra.peak_rss, rb.peak_rss))
+            )
     if all("metrics" in r and r["metrics"].extra for r in results):
         ex = [r["metrics"].extra for r in results]
-        rows.append(("  of which open + validate", [f"{e['open_s']:.1f} s" for e in ex],
-                     _ratio(ex[0]["open_s"], ex[-1]["open_s"])))
-        rows.append(("  of which quarter_metrics", [f"{e['metrics_s']:.1f} s" for e in ex],
-                     _ratio(ex[0]["metrics_s"], ex[-1]["metrics_s"])))
-        for key, label in (("rows_fetched", "rows reaching pandas (fetch)"),
-                           ("largest_fetch", "largest single fetch (rows)"),
-                           ("fetches", "fetches"),
-                           ("engine_rows", "rows of every engine result"),
-                           ("largest_engine_result", "largest engine result (rows)")):
+        rows.append(
+            (
+                "  of which open + validate",
+                [f"{e['open_s']:.1f} s" for e in ex],
+                _ratio(ex[0]["open_s"], ex[-1]["open_s"]),
+            )
+        )
+        rows.append(
+            (
+                "  of which quarter_metrics",
+                [f"{e['metrics_s']:.1f} s" for e in ex],
+                _ratio(ex[0]["metrics_s"], ex[-1]["metrics_s"]),
+            )
+        )
+        for key, label in (
+            ("rows_fetched", "rows reaching pandas (fetch)"),
+            ("largest_fetch", "largest single fetch (rows)"),
+            ("fetches", "fetches"),
+            ("engine_rows", "rows of every engine result"),
+            ("largest_engine_result", "largest engine result (rows)"),
+        ):
             rows.append((label, [f"{e[key]:,}" for e in ex], _ratio(num(ex[0], key), num(ex[-1], key))))
     width = max(len(r[0]) for r in rows)
     cols = [max(len(labels[i]), *(len(r[1][i]) for r in rows)) for i in range(len(labels))]
@@ -298,39 +326,59 @@ def print_table(labels: list[str], results: list[dict[str, Any]]) -> None:
     print("\n" + head + f"  {'ratio':>7}")
     print("-" * (len(head) + 9))
     for name, vals, ratio in rows:
-        print(f"{name:<{width}}  " + "  ".join(f"{v:>{c}}" for v, c in zip(vals, cols, strict=True))
-              + f"  {ratio:>7}")
+        print(f"{name:<{width}}  " + "  ".join(f"{v:>{c}}" for v, c in zip(vals, cols, strict=True)) + f"  {ratio:>7}")
     if "report" in a and "report" in b and a["report"].ok and b["report"].ok:
         print()
         names = sorted(set(a["report"].extra["notebooks"]) | set(b["report"].extra["notebooks"]))
         for nb in names:
             sa, sb = a["report"].extra["notebooks"].get(nb), b["report"].extra["notebooks"].get(nb)
-            print(f"  notebook {nb:<28} " + "  ".join(f"{x:>7.1f} s" if x else "      -" for x in (sa, sb))
-                  + f"  {_ratio(sa, sb):>7}")
+            print(
+                f"  notebook {nb:<28} "
+                + "  ".join(f"{x:>7.1f} s" if x else "      -" for x in (sa, sb))
+                + f"  {_ratio(sa, sb):>7}"
+            )
         ratio = b["report"].seconds / a["report"].seconds
         peak = max(r["report"].peak_rss for r in results)
-        print(f"\naim: report time ratio <= {AIM_TIME_RATIO}: {ratio:.2f} "
-              f"{'met' if ratio <= AIM_TIME_RATIO else 'NOT met'}; peak memory <= {AIM_PEAK_BYTES / MB:,.0f} MB: "
-              f"{peak / MB:,.0f} MB {'met' if peak <= AIM_PEAK_BYTES else 'NOT met'}")
+        print(
+            f"\naim: report time ratio <= {AIM_TIME_RATIO}: {ratio:.2f} "
+            f"{'met' if ratio <= AIM_TIME_RATIO else 'NOT met'}; peak memory <= {AIM_PEAK_BYTES / MB:,.0f} MB: "
+            f"{peak / MB:,.0f} MB {'met' if peak <= AIM_PEAK_BYTES else 'NOT met'}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=100, help="scale of the large data set (default 100)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="large data folder (default: benchmarks/data/scale<S>, generated when missing)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="large data folder (default: benchmarks/data/scale<S>, generated when missing)",
+    )
     parser.add_argument("--sample", type=Path, default=SAMPLE, help="small data folder (default data/sample)")
     parser.add_argument("--quarter", default="latest")
     parser.add_argument("--engine", default="duckdb", help="engine for every step (duckdb, pyspark, ...)")
     parser.add_argument("--notebooks", nargs="+", default=None, help="notebooks of the report (default: all)")
     parser.add_argument("--jobs", type=int, default=None, help="kpi report --jobs")
-    parser.add_argument("--steps", default="validate,metrics,report",
-                        help="comma-separated: validate, metrics, report, again (the report once more on the same "
-                             "bytes: validation stamped, results memoised); default: validate,metrics,report")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run every step N times; keep the fastest (peak RSS: the highest); default 1")
-    parser.add_argument("--wait", type=float, default=0, metavar="MINUTES",
-                        help="first wait up to MINUTES for the notebooks and a working sample report")
+    parser.add_argument(
+        "--steps",
+        default="validate,metrics,report",
+        help="comma-separated: validate, metrics, report, again (the report once more on the same "
+        "bytes: validation stamped, results memoised); default: validate,metrics,report",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every step N times; keep the fastest (peak RSS: the highest); default 1",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="MINUTES",
+        help="first wait up to MINUTES for the notebooks and a working sample report",
+    )
     args = parser.parse_args(argv)
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = set(steps) - set(STEPS)
@@ -340,8 +388,11 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_notebooks(args.wait)
     large = ensure_scaled(args.scale, args.data or DATA_DIR / f"scale{args.scale:g}")
     sets = {"sample": args.sample.resolve(), f"{args.scale:g}x": large.resolve()}
-    print(f"{os.cpu_count()} CPUs; engine {args.engine}; quarter {args.quarter}; notebooks "
-          f"{', '.join(Path(n).stem for n in args.notebooks) if args.notebooks else 'all'}", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs; engine {args.engine}; quarter {args.quarter}; notebooks "
+        f"{', '.join(Path(n).stem for n in args.notebooks) if args.notebooks else 'all'}",
+        flush=True,
+    )
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     results: list[dict[str, Any]] = []
@@ -351,16 +402,19 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(1, args.repeat)):
             if "validate" in steps:
                 runs.setdefault("validate", []).append(
-                    measured([*KPI, "validate", "--data", str(folder), "--engine", args.engine]))
+                    measured([*KPI, "validate", "--data", str(folder), "--engine", args.engine])
+                )
             if "metrics" in steps:
                 runs.setdefault("metrics", []).append(run_metrics(folder, args.quarter, args.engine))
             if "report" in steps or "again" in steps:
                 with tempfile.TemporaryDirectory(prefix="bench-kpi-cache-") as cache:
                     runs.setdefault("report", []).append(
-                        run_report(folder, args.quarter, args.engine, args.notebooks, args.jobs, Path(cache)))
+                        run_report(folder, args.quarter, args.engine, args.notebooks, args.jobs, Path(cache))
+                    )
                     if "again" in steps:  # the same data again: its validation stamp is there now
                         runs.setdefault("again", []).append(
-                            run_report(folder, args.quarter, args.engine, args.notebooks, args.jobs, Path(cache)))
+                            run_report(folder, args.quarter, args.engine, args.notebooks, args.jobs, Path(cache))
+                        )
         for step, tries in runs.items():
             best = min(tries, key=lambda r: (not r.ok, r.seconds))
             best.peak_rss = max(r.peak_rss for r in tries)
@@ -370,9 +424,11 @@ def main(argv: list[str] | None = None) -> int:
             if step in res:
                 r = res[step]
                 tries = r.extra.get("tries", [])
-                print(f"{label:>7} {step:<9} {_fmt_s(r):>9} {_fmt_mb(r):>10}"
-                      + (f"  (tries: {', '.join(f'{t} s' for t in tries)})" if len(tries) > 1 else ""),
-                      flush=True)
+                print(
+                    f"{label:>7} {step:<9} {_fmt_s(r):>9} {_fmt_mb(r):>10}"
+                    + (f"  (tries: {', '.join(f'{t} s' for t in tries)})" if len(tries) > 1 else ""),
+                    flush=True,
+                )
                 if not r.ok:
                     print(r.output[-3000:], file=sys.stderr)
         results.append(res)

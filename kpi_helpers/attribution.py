@@ -99,8 +99,7 @@ _BY = ("channel", "campaign")
 _KEY_SHARES = {
     "w_shaped": ({"is_first": 0.3, "is_lead_creation": 0.3, "is_opportunity_creation": 0.3}, 0.1),
     "full_path": (
-        {"is_first": 0.225, "is_lead_creation": 0.225, "is_opportunity_creation": 0.225,
-         "is_closed_won": 0.225},
+        {"is_first": 0.225, "is_lead_creation": 0.225, "is_opportunity_creation": 0.225, "is_closed_won": 0.225},
         0.1,
     ),
 }
@@ -312,9 +311,7 @@ class Journeys:
             # checked in the same query: a ">" inside a label would split into two channels
             bad=label.contains(">").cast("int64").max(),
         )
-        per_journey = per_journey.mutate(
-            path=per_journey.touches.sort().map(lambda touch: touch.label).join(SEPARATOR)
-        )
+        per_journey = per_journey.mutate(path=per_journey.touches.sort().map(lambda touch: touch.label).join(SEPARATOR))
         paths = (
             per_journey.group_by("path")
             .aggregate(
@@ -345,9 +342,7 @@ class Journeys:
             ``unattributed_value`` (won deals without any touch, which no model credits).
         """
         t = self.table
-        per_journey = t.group_by("journey_id").aggregate(
-            converted=t.converted.max(), value=t.value.max(), n=t.count()
-        )
+        per_journey = t.group_by("journey_id").aggregate(converted=t.converted.max(), value=t.value.max(), n=t.count())
         row = per_journey.aggregate(
             journeys=per_journey.count(),
             conversions=per_journey.converted.cast("int64").sum(),
@@ -427,20 +422,14 @@ def touch_journeys(
         # labels are used as loaded (the contract loader validates them); only nulls get one
         return col.fill_null(NOT_SET)
 
-    campaign = (
-        touchpoints.campaign.cast("string")
-        if "campaign" in touchpoints.columns
-        else ibis.null().cast("string")
-    )
+    campaign = touchpoints.campaign.cast("string") if "campaign" in touchpoints.columns else ibis.null().cast("string")
     tp = touchpoints.select(
         tp_lead_id=touchpoints.lead_id.cast("string"),
         touched_at=touchpoints.touched_at.cast("timestamp"),
         channel=label(touchpoints.channel.cast("string")),
         campaign=label(campaign),
     )
-    ld = leads.select(
-        l_lead_id=leads.lead_id.cast("string"), lead_created_at=leads.created_at.cast("timestamp")
-    )
+    ld = leads.select(l_lead_id=leads.lead_id.cast("string"), lead_created_at=leads.created_at.cast("timestamp"))
     op = opportunities
     won = op.filter(
         (op.stage.cast("string").strip().lower() == "won") & op.lead_id.notnull() & op.closed_at.notnull()
@@ -467,9 +456,7 @@ def touch_journeys(
 
     candidates = ld
     if start_ts is not None:
-        candidates = candidates.filter(
-            candidates.lead_created_at >= start_ts - dt.timedelta(days=lookback_days)
-        )
+        candidates = candidates.filter(candidates.lead_created_at >= start_ts - dt.timedelta(days=lookback_days))
     if end_ts is not None:
         candidates = candidates.filter(candidates.lead_created_at < end_ts)
     won_before_end = won if end_ts is None else won.filter(won.converted_at < end_ts)
@@ -839,7 +826,10 @@ def _parse_path_table(df: pd.DataFrame) -> _Paths:
     orphan = (numbers["value"] > 0) & (numbers["conversions"] == 0)
     if orphan.any():
         problem(
-            "value", orphan, "value without conversions", "values without conversions",
+            "value",
+            orphan,
+            "value without conversions",
+            "values without conversions",
             "value belongs to conversions, so `conversions` must be > 0 where `value` is",
         )
 
@@ -851,7 +841,10 @@ def _parse_path_table(df: pd.DataFrame) -> _Paths:
     empty[rows[(tokens == "").to_numpy()]] = True
     if empty.any():
         problem(
-            "path", empty, "empty path or channel", "empty paths or channels",
+            "path",
+            empty,
+            "empty path or channel",
+            "empty paths or channels",
             "expected channels joined by ' > ', e.g. 'Search > Email'",
         )
     if problems:
@@ -891,8 +884,9 @@ def _attribute(
     tokens = memo["tokens"]
     if model == "markov":
         if isinstance(journeys, Journeys) and not journeys.has_nulls:
-            raise AttributionError("`markov` needs the non-converting journeys; build them with "
-                                   "`touch_journeys(..., include_nulls=True)`")
+            raise AttributionError(
+                "`markov` needs the non-converting journeys; build them with `touch_journeys(..., include_nulls=True)`"
+            )
         credit, labels = _markov_credit(tokens, opts["order"], opts["collapse_repeats"])
     elif model == "shapley":
         credit, labels = _shapley_credit(tokens), None
@@ -1046,9 +1040,7 @@ def _rule_credit(tokens: ir.Table, model: str, opts: dict[str, Any]) -> ir.Table
 def _shapley_credit(tokens: ir.Table) -> ir.Table:
     """Path-set Shapley values via their closed form (see :func:`attribute`), in the engine."""
     c = tokens.filter(tokens.conversions > 0)
-    pairs = c.group_by(["journey_id", "label"]).aggregate(
-        conversions=c.conversions.max(), value=c.value.max()
-    )
+    pairs = c.group_by(["journey_id", "label"]).aggregate(conversions=c.conversions.max(), value=c.value.max())
     pairs = pairs.mutate(n_labels=pairs.label.count().over(_per_journey(pairs)))
     credit = pairs.group_by("label").aggregate(
         conversions=_exact_sum(pairs.conversions / pairs.n_labels.cast("float64")),
@@ -1081,12 +1073,16 @@ def _markov_credit(tokens: ir.Table, order: int, collapse: bool) -> tuple[pd.Dat
         t = t.mutate(**lags, is_last=t.label.lead().over(ordered).isnull())
         enters = ibis.literal(True)
     window = [f"l{m}" for m in range(order, 0, -1)] + ["label"]
-    counts = t.group_by(window).aggregate(
-        journeys=_exact_sum(t.conversions + t.nulls, where=enters),
-        to_conversion=_exact_sum(t.conversions, where=t.is_last),
-        to_null=_exact_sum(t.nulls, where=t.is_last),
-        to_value=_exact_sum(t.value, where=t.is_last),
-    ).execute()
+    counts = (
+        t.group_by(window)
+        .aggregate(
+            journeys=_exact_sum(t.conversions + t.nulls, where=enters),
+            to_conversion=_exact_sum(t.conversions, where=t.is_last),
+            to_null=_exact_sum(t.nulls, where=t.is_last),
+            to_value=_exact_sum(t.value, where=t.is_last),
+        )
+        .execute()
+    )
     # the engine returns groups in any order; sorted, the float work below is the same every run
     counts = counts.sort_values(window, na_position="first", kind="stable", ignore_index=True)
     labels = sorted(set(counts["label"].tolist()))
@@ -1129,7 +1125,7 @@ def _markov_solve(
     start, size = n_states, n_states + 1
     dst_id = inverse[: len(dst)]
     src_id = np.full(len(dst), start)
-    src_id[~from_start] = inverse[len(dst):]
+    src_id[~from_start] = inverse[len(dst) :]
     flow = counts["journeys"].to_numpy("float64")
     matrix = np.bincount(src_id * size + dst_id, flow, minlength=size * size).reshape(size, size)
     exits = {
@@ -1193,11 +1189,14 @@ def _check_tables(touchpoints: ir.Table, leads: ir.Table, opportunities: ir.Tabl
                 problems.append(f"`{name}`: missing column `{col}`")
                 continue
             typ = schema[col]
-            ok = typ.is_null() or {  # an all-empty column read from a file has type null
-                "timestamp": typ.is_timestamp() or typ.is_date(),
-                "numeric": typ.is_numeric(),
-                "string": typ.is_string() or typ.is_integer(),
-            }[kind]
+            ok = (
+                typ.is_null()
+                or {  # an all-empty column read from a file has type null
+                    "timestamp": typ.is_timestamp() or typ.is_date(),
+                    "numeric": typ.is_numeric(),
+                    "string": typ.is_string() or typ.is_integer(),
+                }[kind]
+            )
             if not ok:
                 problems.append(
                     f"`{name}`, column `{col}`: expected {kind}, got {typ}; load tables with "

@@ -18,11 +18,17 @@ from .exceptions import KpiError, SchemaError
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="data/sample", help="data folder of exports (default: %(default)s)")
-    p.add_argument("--mapping", action="append", default=None, metavar="FILE",
-                   help="column mapping YAML or preset (ga4, hubspot, salesforce); repeatable")
+    p.add_argument(
+        "--mapping",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="column mapping YAML or preset (ga4, hubspot, salesforce); repeatable",
+    )
     p.add_argument("--goals", default=None, metavar="FILE", help="goals.yml (default: DATA/goals.yml)")
-    p.add_argument("--engine", default="duckdb",
-                   help="duckdb (files in --data) or an Ibis URL such as duckdb:///file.db, pyspark")
+    p.add_argument(
+        "--engine", default="duckdb", help="duckdb (files in --data) or an Ibis URL such as duckdb:///file.db, pyspark"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,11 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quarter", default="latest", help="2026Q3, FY2026Q1, latest or current")
     p.add_argument("--out", default="reports", help="reports folder (default: %(default)s)")
     p.add_argument("--notebooks", nargs="+", default=None, help="notebooks to run (default: notebooks/*.ipynb)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="notebook parameter (repeatable); unknown keys are an error")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="notebook parameter (repeatable); unknown keys are an error",
+    )
     p.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: cores)")
-    p.add_argument("--cell-timeout", type=float, default=600.0, metavar="SECONDS",
-                   help="fail a cell that runs longer (default: %(default)s; a scheduled run must not hang)")
+    p.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="fail a cell that runs longer (default: %(default)s; a scheduled run must not hang)",
+    )
     return parser
 
 
@@ -63,8 +79,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .source import DataSource
 
     t0 = time.perf_counter()
-    src = DataSource.open(args.data, mapping=args.mapping, goals=args.goals, engine=args.engine,
-                          tables=args.table)
+    src = DataSource.open(args.data, mapping=args.mapping, goals=args.goals, engine=args.engine, tables=args.table)
     counts = {name: int(src.fetch(t.count(), label=f"count {name}")) for name, t in src.tables.items()}
     print(f"{src.name}: valid ({time.perf_counter() - t0:.1f} s)")
     for name, n in counts.items():
@@ -119,10 +134,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
         return quarter_metrics(source(), quarter, attribution_model=model)
 
-    index = render_report(data=args.data, quarter=args.quarter, out=args.out, mapping=args.mapping,
-                          goals=args.goals, engine=args.engine, notebooks=args.notebooks, params=params,
-                          jobs=args.jobs, metrics_fn=metrics_fn, resolve_quarter=resolve_quarter,
-                          cell_timeout=args.cell_timeout)
+    index = render_report(
+        data=args.data,
+        quarter=args.quarter,
+        out=args.out,
+        mapping=args.mapping,
+        goals=args.goals,
+        engine=args.engine,
+        notebooks=args.notebooks,
+        params=params,
+        jobs=args.jobs,
+        metrics_fn=metrics_fn,
+        resolve_quarter=resolve_quarter,
+        cell_timeout=args.cell_timeout,
+    )
     print(f"report: {index}")
     return 0
 
@@ -148,4 +173,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
-

@@ -22,7 +22,6 @@ Every key is optional; a data folder without ``goals.yml`` gets the defaults bel
         higher_is_better: true
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -93,8 +92,9 @@ def load_settings(path: str | Path | None) -> Settings:
         raise ConfigError(f"`{where}`: unknown key(s) {', '.join(map(repr, unknown))}; known: {sorted(known)}")
     kw: dict[str, Any] = {"source": str(path)}
     if "fiscal_year_start_month" in raw:
-        kw["fiscal_year_start_month"] = _number(where, "fiscal_year_start_month",
-                                                raw["fiscal_year_start_month"], 1, 12, True)
+        kw["fiscal_year_start_month"] = _number(
+            where, "fiscal_year_start_month", raw["fiscal_year_start_month"], 1, 12, True
+        )
     if "currency" in raw:
         if not (isinstance(raw["currency"], str) and raw["currency"].strip()):
             raise ConfigError(f"`{where}`, key `currency`: expected a currency code such as USD")
@@ -133,15 +133,20 @@ def load_settings(path: str | Path | None) -> Settings:
                 values[k] = None
             else:
                 if isinstance(v, str):
-                    raise ConfigError(f"`{where}`, kpis item {i} ({item['name']!r}), `{k}`: expected a number or "
-                                      f"one of {', '.join(words)}, got {v!r}")
+                    raise ConfigError(
+                        f"`{where}`, kpis item {i} ({item['name']!r}), `{k}`: expected a number or "
+                        f"one of {', '.join(words)}, got {v!r}"
+                    )
                 values[k] = _number(where, f"kpis[{i}].{k}", v, -1e18, 1e18)
         if values["target"] == "funnel" and item.get("metric") not in FUNNEL_METRICS:
-            raise ConfigError(f"`{where}`, kpis item {i} ({item['name']!r}): `target: funnel` needs `metric` "
-                              f"to be one of {', '.join(FUNNEL_METRICS)}")
+            raise ConfigError(
+                f"`{where}`, kpis item {i} ({item['name']!r}): `target: funnel` needs `metric` "
+                f"to be one of {', '.join(FUNNEL_METRICS)}"
+            )
         if isinstance(values["baseline"], str) and not item.get("metric"):
-            raise ConfigError(f"`{where}`, kpis item {i} ({item['name']!r}): `baseline: {values['baseline']}` "
-                              "needs a `metric`")
+            raise ConfigError(
+                f"`{where}`, kpis item {i} ({item['name']!r}): `baseline: {values['baseline']}` needs a `metric`"
+            )
         targets.append(KpiTarget(**{**item, **values}))
     kw["kpis"] = tuple(targets)
     return Settings(**kw)

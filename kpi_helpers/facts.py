@@ -30,13 +30,41 @@ from .schema import SALES_SOURCED
 from .source import DataSource
 
 QUARTER_FACTS = (
-    "revenue", "visits", "users", "new_users", "engaged_sessions", "session_duration_s", "pageviews",
-    "organic_visits", "goal_completions", "leads", "mqls", "sqls", "opportunities", "lead_opportunities",
-    "won_deals", "won_revenue", "lead_won_deals", "lead_revenue", "new_customers", "marketing_cost",
-    "sales_cost", "content_views", "email_sends", "email_opens", "attendees",
+    "revenue",
+    "visits",
+    "users",
+    "new_users",
+    "engaged_sessions",
+    "session_duration_s",
+    "pageviews",
+    "organic_visits",
+    "goal_completions",
+    "leads",
+    "mqls",
+    "sqls",
+    "opportunities",
+    "lead_opportunities",
+    "won_deals",
+    "won_revenue",
+    "lead_won_deals",
+    "lead_revenue",
+    "new_customers",
+    "marketing_cost",
+    "sales_cost",
+    "content_views",
+    "email_sends",
+    "email_opens",
+    "attendees",
 )
 CHANNEL_FACTS = (
-    "visits", "leads", "mqls", "sqls", "opportunities", "won_deals", "lead_revenue", "marketing_cost",
+    "visits",
+    "leads",
+    "mqls",
+    "sqls",
+    "opportunities",
+    "won_deals",
+    "lead_revenue",
+    "marketing_cost",
 )
 ORGANIC = "Organic Search"
 
@@ -92,8 +120,11 @@ def quarterly_facts(src: DataSource, first: Quarter, last: Quarter) -> pd.DataFr
         if c not in df:
             df[c] = 0
     out = df[list(QUARTER_FACTS)].astype(float)
-    counts = [c for c in QUARTER_FACTS if c not in ("revenue", "session_duration_s", "won_revenue",
-                                                    "lead_revenue", "marketing_cost", "sales_cost")]
+    counts = [
+        c
+        for c in QUARTER_FACTS
+        if c not in ("revenue", "session_duration_s", "won_revenue", "lead_revenue", "marketing_cost", "sales_cost")
+    ]
     out[counts] = out[counts].round().astype("int64")
     return out
 
@@ -112,8 +143,11 @@ def _facts_parts(
     web: dict[str, Any] = {"visits": _.sessions.sum()}
     if not per_channel:
         web.update(
-            users=_.users.sum(), new_users=_.new_users.sum(), engaged_sessions=_.engaged_sessions.sum(),
-            session_duration_s=_.session_duration_s.sum(), pageviews=_.pageviews.sum(),
+            users=_.users.sum(),
+            new_users=_.new_users.sum(),
+            engaged_sessions=_.engaged_sessions.sum(),
+            session_duration_s=_.session_duration_s.sum(),
+            pageviews=_.pageviews.sum(),
             organic_visits=(_.channel == ORGANIC).ifelse(_.sessions, 0).sum(),
         )
     add(src.table("web_sessions"), "date", web, "web_sessions by quarter")
@@ -148,10 +182,17 @@ def _facts_parts(
         add(firsts, "first_won", {"new_customers": _.count()}, "new customers")
         add(src.table("revenue"), "month", {"revenue": _.revenue.sum()}, "revenue")
         add(src.table("web_goals"), "date", {"goal_completions": _.completions.sum()}, "goal completions")
-        add(src.table("content"), "date", {
-            "content_views": _.views.sum(), "email_sends": _.email_sends.sum(),
-            "email_opens": _.email_opens.sum(), "attendees": _.attendees.sum(),
-        }, "content")
+        add(
+            src.table("content"),
+            "date",
+            {
+                "content_views": _.views.sum(),
+                "email_sends": _.email_sends.sum(),
+                "email_opens": _.email_opens.sum(),
+                "attendees": _.attendees.sum(),
+            },
+            "content",
+        )
     return parts
 
 
@@ -193,8 +234,9 @@ def revenue_by_fiscal_year(src: DataSource, *, complete_only: bool = True) -> pd
     rev = src.table("revenue")
     t = rev.mutate(qkey=quarter_key_expr(rev.month, fy))
     t = t.mutate(fiscal_year=t.qkey // 4)
-    out = src.fetch(t.group_by("fiscal_year").aggregate(revenue=t.revenue.sum(), months=t.count()),
-                    label="revenue by fiscal year")
+    out = src.fetch(
+        t.group_by("fiscal_year").aggregate(revenue=t.revenue.sum(), months=t.count()), label="revenue by fiscal year"
+    )
     out = out.sort_values("fiscal_year")
     if complete_only:
         out = out[out["months"] == 12]
@@ -209,17 +251,16 @@ def revenue_by_quarter(src: DataSource) -> pd.DataFrame:
     fy = src.settings.fiscal_year_start_month
     rev = src.table("revenue")
     t = rev.mutate(qkey=quarter_key_expr(rev.month, fy))
-    out = src.fetch(t.group_by("qkey").aggregate(revenue=t.revenue.sum(), months=t.count()),
-                    label="revenue by quarter").sort_values("qkey")
+    out = src.fetch(
+        t.group_by("qkey").aggregate(revenue=t.revenue.sum(), months=t.count()), label="revenue by quarter"
+    ).sort_values("qkey")
     out["fiscal_year"] = (out["qkey"] // 4).astype(int)
     out["q"] = (out["qkey"] % 4 + 1).astype(int)
     out["quarter"] = [Quarter.from_key(k, fy).label for k in out["qkey"]]
     return out[["quarter", "fiscal_year", "q", "revenue", "months"]].reset_index(drop=True)
 
 
-def cohort_funnel(
-    src: DataSource, start: dt.date, end: dt.date, *, by: str | None = "channel"
-) -> pd.DataFrame:
+def cohort_funnel(src: DataSource, start: dt.date, end: dt.date, *, by: str | None = "channel") -> pd.DataFrame:
     """Funnel of the leads *created* in ``[start, end)``, followed to the data's end.
 
     Columns: leads, mqls, sqls, opportunities, won (leads reaching each stage; nested, so rates
@@ -229,10 +270,14 @@ def cohort_funnel(
     leads = src.table("leads")
     leads = leads.filter(_between(leads.created_at, start, end))
     opps = src.table("opportunities").filter(lambda o: o.lead_id.notnull())
-    per_lead = opps.group_by("lead_id").aggregate(
-        opp_at=opps.created_at.min(),
-        won_at=(opps.stage == "won").ifelse(opps.closed_at, ibis.null("timestamp")).min(),
-    ).rename(o_lead_id="lead_id")
+    per_lead = (
+        opps.group_by("lead_id")
+        .aggregate(
+            opp_at=opps.created_at.min(),
+            won_at=(opps.stage == "won").ifelse(opps.closed_at, ibis.null("timestamp")).min(),
+        )
+        .rename(o_lead_id="lead_id")
+    )
     j = leads.left_join(per_lead, leads.lead_id == per_lead.o_lead_id)
 
     def days(a: ir.Value, b: ir.Value) -> ir.Value:
@@ -263,8 +308,11 @@ def web_breakdown(src: DataSource, quarter: Quarter, by: str) -> pd.DataFrame:
     """Web metrics of ``quarter`` per ``by`` (device, channel, landing_page, source, medium)."""
     ws = src.table("web_sessions").filter(lambda t: _between(t.date, quarter.start, quarter.end))
     agg = ws.group_by(by).aggregate(
-        sessions=ws.sessions.sum(), users=ws.users.sum(), new_users=ws.new_users.sum(),
-        engaged_sessions=ws.engaged_sessions.sum(), session_duration_s=ws.session_duration_s.sum(),
+        sessions=ws.sessions.sum(),
+        users=ws.users.sum(),
+        new_users=ws.new_users.sum(),
+        engaged_sessions=ws.engaged_sessions.sum(),
+        session_duration_s=ws.session_duration_s.sum(),
     )
     out = src.fetch(agg, label=f"web by {by}")
     out[by] = out[by].astype(object).fillna("(not set)").astype(str)
@@ -304,8 +352,9 @@ def goal_facts(
 def spend_breakdown(src: DataSource, quarter: Quarter) -> pd.DataFrame:
     """Cost of ``quarter`` per channel, campaign and cost type (``amount``)."""
     sp = src.table("spend").filter(lambda t: _between(t.date, quarter.start, quarter.end))
-    out = src.fetch(sp.group_by(["channel", "campaign", "cost_type"]).aggregate(amount=sp.amount.sum()),
-                    label="spend breakdown")
+    out = src.fetch(
+        sp.group_by(["channel", "campaign", "cost_type"]).aggregate(amount=sp.amount.sum()), label="spend breakdown"
+    )
     out = out.astype({"channel": object, "campaign": object, "cost_type": object})
     out["campaign"] = out["campaign"].fillna("(none)")
     return out.sort_values(["channel", "campaign", "cost_type"]).reset_index(drop=True)
@@ -314,10 +363,16 @@ def spend_breakdown(src: DataSource, quarter: Quarter) -> pd.DataFrame:
 def content_breakdown(src: DataSource, quarter: Quarter) -> pd.DataFrame:
     """Content reach of ``quarter`` per asset type: views, email sends/opens, attendees, assets."""
     c = src.table("content").filter(lambda t: _between(t.date, quarter.start, quarter.end))
-    out = src.fetch(c.group_by("asset_type").aggregate(
-        assets=c.asset.nunique(), views=c.views.sum().cast("int64"), email_sends=c.email_sends.sum().cast("int64"),
-        email_opens=c.email_opens.sum().cast("int64"), attendees=c.attendees.sum().cast("int64"),
-    ), label="content breakdown")
+    out = src.fetch(
+        c.group_by("asset_type").aggregate(
+            assets=c.asset.nunique(),
+            views=c.views.sum().cast("int64"),
+            email_sends=c.email_sends.sum().cast("int64"),
+            email_opens=c.email_opens.sum().cast("int64"),
+            attendees=c.attendees.sum().cast("int64"),
+        ),
+        label="content breakdown",
+    )
     out = out.astype({"asset_type": object}).set_index("asset_type").sort_index()
     return out.fillna(0).astype("int64")
 
@@ -326,8 +381,9 @@ def customer_revenue(src: DataSource, start: dt.date, end: dt.date) -> tuple[flo
     """Won revenue closed in ``[start, end)`` and the number of distinct accounts it came from."""
     o = src.table("opportunities")
     w = o.filter((o.stage == "won") & _between(o.closed_at, start, end))
-    row = src.fetch(w.aggregate(revenue=w.amount.sum(), customers=w.account_id.nunique()),
-                    label="customer revenue").iloc[0]
+    row = src.fetch(
+        w.aggregate(revenue=w.amount.sum(), customers=w.account_id.nunique()), label="customer revenue"
+    ).iloc[0]
     rev = 0.0 if pd.isna(row["revenue"]) else float(row["revenue"])
     return rev, int(row["customers"] or 0)
 

@@ -33,8 +33,6 @@ __all__ = [
 QUARTERS = pd.Index([1, 2, 3, 4], name="q")
 
 
-
-
 def yoy_growth(revenue_by_fiscal_year: pd.Series) -> pd.Series:
     r"""Year-over-year revenue growth.
 
@@ -68,9 +66,7 @@ def yoy_growth(revenue_by_fiscal_year: pd.Series) -> pd.Series:
     revenue = revenue_by_fiscal_year.sort_index()
     if revenue.index.has_duplicates:
         dups = sorted(set(revenue.index[revenue.index.duplicated()]))
-        raise GoalError(
-            f"`revenue_by_fiscal_year` has duplicate fiscal years {dups}; expected one row per year"
-        )
+        raise GoalError(f"`revenue_by_fiscal_year` has duplicate fiscal years {dups}; expected one row per year")
     previous = pd.Series(revenue.reindex(revenue.index - 1).to_numpy(), index=revenue.index)
     previous.attrs["nan_reason"] = "no revenue for the previous fiscal year"
     result = growth(revenue, previous)
@@ -224,9 +220,7 @@ def seasonality(revenue_by_quarter: pd.DataFrame) -> pd.Series:
     return (shares / shares.sum()).rename("share").rename_axis("q").astype(float)
 
 
-def quarterly_targets(
-    annual_target: float, shares: pd.Series | Mapping[int, float] | Sequence[float]
-) -> pd.Series:
+def quarterly_targets(annual_target: float, shares: pd.Series | Mapping[int, float] | Sequence[float]) -> pd.Series:
     r"""Split an annual target into fiscal quarters.
 
     .. math:: T_q = T \times \frac{s_q}{\sum_{q'} s_{q'}}, \qquad T_4 = T - (T_1 + T_2 + T_3)
@@ -369,16 +363,13 @@ def reverse_funnel(
         "lead_to_mql_rate": lead_to_mql_rate,
         "visit_to_lead_rate": visit_to_lead_rate,
     }
-    fractions = {k: v for k, v in divisors.items() if k != "avg_deal_size"} | {
-        "lead_revenue_share": lead_revenue_share
-    }
+    fractions = {k: v for k, v in divisors.items() if k != "avg_deal_size"} | {"lead_revenue_share": lead_revenue_share}
     bad = [f"`{k}`={v!r}" for k, v in fractions.items() if not 0 <= v <= 1]
     if not avg_deal_size >= 0:
         bad.append(f"`avg_deal_size`={avg_deal_size!r}")
     if bad:
         raise GoalError(
-            f"reverse_funnel: {', '.join(bad)}; rates and shares must be fractions in [0, 1] "
-            "and the deal size >= 0"
+            f"reverse_funnel: {', '.join(bad)}; rates and shares must be fractions in [0, 1] and the deal size >= 0"
         )
     volumes = {"lead_revenue": revenue_target * lead_revenue_share}
     value = volumes["lead_revenue"]

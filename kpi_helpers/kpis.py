@@ -55,8 +55,6 @@ Values: TypeAlias = float | int | np.ndarray | pd.Series
 Result: TypeAlias = float | np.ndarray | pd.Series
 
 
-
-
 class Undefined(float):
     """A NaN that says why it is undefined.
 
@@ -751,9 +749,7 @@ def customer_lifetime_value(
     4500.0
     """
     if not 0 <= gross_margin <= 1:
-        raise KpiInputError(
-            f"`gross_margin` must be a fraction in [0, 1], got {gross_margin!r}; use 0.6 for 60%"
-        )
+        raise KpiInputError(f"`gross_margin` must be a fraction in [0, 1], got {gross_margin!r}; use 0.6 for 60%")
     if not lifetime_years >= 0:
         raise KpiInputError(f"`lifetime_years` must be >= 0, got {lifetime_years!r}")
     return avg_yearly_revenue_per_customer * gross_margin * lifetime_years

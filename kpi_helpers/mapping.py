@@ -106,14 +106,19 @@ class TableMapping:
                 e = "NULL"
             if c in self.formats and e != "NULL":
                 # Unparseable text stays as it was so validation can show it.
-                e = (f"COALESCE(CAST(try_strptime(CAST({e} AS VARCHAR), {_lit(self.formats[c])}) AS VARCHAR), "
-                     f"CAST({e} AS VARCHAR))")
+                e = (
+                    f"COALESCE(CAST(try_strptime(CAST({e} AS VARCHAR), {_lit(self.formats[c])}) AS VARCHAR), "
+                    f"CAST({e} AS VARCHAR))"
+                )
             if c in self.values and e != "NULL":
                 pairs = {k: v for k, v in self.values[c].items() if k != "*"}
                 other = _lit(self.values[c]["*"]) if "*" in self.values[c] else f"CAST({e} AS VARCHAR)"
                 whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in pairs.items())
-                e = f"(CASE TRIM(CAST({e} AS VARCHAR)) {whens} ELSE {other} END)" if whens else \
-                    f"(CASE WHEN {e} IS NULL THEN NULL ELSE {other} END)"
+                e = (
+                    f"(CASE TRIM(CAST({e} AS VARCHAR)) {whens} ELSE {other} END)"
+                    if whens
+                    else f"(CASE WHEN {e} IS NULL THEN NULL ELSE {other} END)"
+                )
             exprs.append((c, e))
         return exprs, missing
 
@@ -143,14 +148,19 @@ def _parse(doc: Any, where: str) -> dict[str, TableMapping]:
         tm = TableMapping(
             file=spec.get("file"),
             read=_as_str_dict(where, f"{tname}.read", spec.get("read")),
-            columns={k: [str(x) for x in v] if isinstance(v, list) else [str(v)]
-                     for k, v in _as_str_dict(where, f"{tname}.columns", spec.get("columns")).items()},
+            columns={
+                k: [str(x) for x in v] if isinstance(v, list) else [str(v)]
+                for k, v in _as_str_dict(where, f"{tname}.columns", spec.get("columns")).items()
+            },
             formats={k: str(v) for k, v in _as_str_dict(where, f"{tname}.formats", spec.get("formats")).items()},
-            values={k: _as_str_dict(where, f"{tname}.values.{k}", v)
-                    for k, v in _as_str_dict(where, f"{tname}.values", spec.get("values")).items()},
+            values={
+                k: _as_str_dict(where, f"{tname}.values.{k}", v)
+                for k, v in _as_str_dict(where, f"{tname}.values", spec.get("values")).items()
+            },
             defaults=_as_str_dict(where, f"{tname}.defaults", spec.get("defaults")),
-            expressions={k: str(v) for k, v in
-                         _as_str_dict(where, f"{tname}.expressions", spec.get("expressions")).items()},
+            expressions={
+                k: str(v) for k, v in _as_str_dict(where, f"{tname}.expressions", spec.get("expressions")).items()
+            },
             filter=spec.get("filter"),
             origin=f"`{where}`",
         )

@@ -51,8 +51,18 @@ DEFAULT_KPIS = {
 }
 #: pacing projects these daily-grain sums to the quarter's end by days covered; company revenue
 #: is monthly and is projected by closed months instead; cost (often booked monthly) is not projected.
-PACED = ("visits", "leads", "mqls", "sqls", "opportunities", "won_deals", "won_revenue", "lead_revenue",
-         "lead_won_deals", "lead_opportunities")
+PACED = (
+    "visits",
+    "leads",
+    "mqls",
+    "sqls",
+    "opportunities",
+    "won_deals",
+    "won_revenue",
+    "lead_revenue",
+    "lead_won_deals",
+    "lead_opportunities",
+)
 
 
 def _num(x: Any) -> float | None:
@@ -94,7 +104,11 @@ class QuarterKpis:
     """
 
     def __init__(
-        self, source: DataSource, quarter: str | Quarter = "latest", *, attribution_model: str = "position_based",
+        self,
+        source: DataSource,
+        quarter: str | Quarter = "latest",
+        *,
+        attribution_model: str = "position_based",
         today: Any = None,
     ) -> None:
         if attribution_model not in MODELS:
@@ -114,20 +128,23 @@ class QuarterKpis:
 
     @staticmethod
     def _rates(df: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({
-            "visits_per_lead": K.visits_per_lead(df.visits, df.leads),
-            "value_per_lead": K.value_per_lead(df.lead_revenue, df.leads),
-            "value_per_visit": K.value_per_visit(df.lead_revenue, df.visits),
-            "visit_to_lead_rate": K.visit_to_lead_rate(df.visits, df.leads),
-            "lead_to_customer_rate": K.lead_to_customer_rate(df.lead_won_deals, df.leads),
-            "bounce_rate": K.bounce_rate(df.engaged_sessions, df.visits),
-            "avg_session_duration_s": K.avg_session_duration(df.session_duration_s, df.visits),
-            "new_user_share": K.new_user_share(df.new_users, df.users),
-            "cost_per_lead": K.cost_per_lead(df.marketing_cost, df.leads),
-            "cac": K.customer_acquisition_cost(df.marketing_cost, df.sales_cost, df.new_customers),
-            "marketing_roi": K.marketing_roi(df.lead_revenue, df.marketing_cost),
-            "email_open_rate": K.email_open_rate(df.email_opens, df.email_sends),
-        }, index=df.index)
+        return pd.DataFrame(
+            {
+                "visits_per_lead": K.visits_per_lead(df.visits, df.leads),
+                "value_per_lead": K.value_per_lead(df.lead_revenue, df.leads),
+                "value_per_visit": K.value_per_visit(df.lead_revenue, df.visits),
+                "visit_to_lead_rate": K.visit_to_lead_rate(df.visits, df.leads),
+                "lead_to_customer_rate": K.lead_to_customer_rate(df.lead_won_deals, df.leads),
+                "bounce_rate": K.bounce_rate(df.engaged_sessions, df.visits),
+                "avg_session_duration_s": K.avg_session_duration(df.session_duration_s, df.visits),
+                "new_user_share": K.new_user_share(df.new_users, df.users),
+                "cost_per_lead": K.cost_per_lead(df.marketing_cost, df.leads),
+                "cac": K.customer_acquisition_cost(df.marketing_cost, df.sales_cost, df.new_customers),
+                "marketing_roi": K.marketing_roi(df.lead_revenue, df.marketing_cost),
+                "email_open_rate": K.email_open_rate(df.email_opens, df.email_sends),
+            },
+            index=df.index,
+        )
 
     @property
     def row(self) -> pd.Series:
@@ -137,8 +154,9 @@ class QuarterKpis:
     def channels(self) -> pd.DataFrame:
         """Per-channel facts of the quarter with attributed revenue, cost per lead and ROI."""
         df = facts.channel_facts(self.source, self.quarter)
-        credit = self.attribution.rename(columns={"value": "attributed_revenue",
-                                                  "conversions": "attributed_conversions"})
+        credit = self.attribution.rename(
+            columns={"value": "attributed_revenue", "conversions": "attributed_conversions"}
+        )
         df = df.join(credit, how="outer").fillna(0)
         for c in ("visits", "leads", "mqls", "sqls", "opportunities", "won_deals"):
             df[c] = df[c].astype("int64")
@@ -154,8 +172,14 @@ class QuarterKpis:
         """The journeys of the deals won in the quarter, without the non-converting ones (lazy:
         one model's query builds them): all that models other than ``markov`` read."""
         s = self.source
-        return touch_journeys(s.table("touchpoints"), s.table("leads"), s.table("opportunities"),
-                              start=self.quarter.start, end=self.quarter.end, include_nulls=False)
+        return touch_journeys(
+            s.table("touchpoints"),
+            s.table("leads"),
+            s.table("opportunities"),
+            start=self.quarter.start,
+            end=self.quarter.end,
+            include_nulls=False,
+        )
 
     def _journeys_for(self, model: str) -> Any:
         return self.journeys if model in NEED_NULLS else self.converting_journeys
@@ -163,8 +187,13 @@ class QuarterKpis:
     @cached_property
     def journeys(self) -> Any:
         s = self.source
-        journeys = touch_journeys(s.table("touchpoints"), s.table("leads"), s.table("opportunities"),
-                                  start=self.quarter.start, end=self.quarter.end)
+        journeys = touch_journeys(
+            s.table("touchpoints"),
+            s.table("leads"),
+            s.table("opportunities"),
+            start=self.quarter.start,
+            end=self.quarter.end,
+        )
         # Built once into a temporary table: otherwise every model (ten in a comparison) rebuilds them.
         try:
             return journeys.materialize()
@@ -181,13 +210,13 @@ class QuarterKpis:
     def attribution(self) -> pd.DataFrame:
         """Lead revenue won in the quarter credited to channels by :attr:`attribution_model`."""
         model = self.attribution_model
-        return self._memo("attribution", model, "channel",
-                          compute=lambda: attribute(self._journeys_for(model), model))
+        return self._memo("attribution", model, "channel", compute=lambda: attribute(self._journeys_for(model), model))
 
     def attribution_by_campaign(self) -> pd.DataFrame:
         model = self.attribution_model
-        return self._memo("attribution", model, "campaign",
-                          compute=lambda: attribute(self._journeys_for(model), model, by="campaign"))
+        return self._memo(
+            "attribution", model, "campaign", compute=lambda: attribute(self._journeys_for(model), model, by="campaign")
+        )
 
     def attribution_comparison(self, models: tuple[str, ...] = MODELS) -> pd.DataFrame:
         """Revenue credited per channel under every model (channels x models)."""
@@ -211,8 +240,13 @@ class QuarterKpis:
         complete = hist[(hist.fiscal_year < fy)]
         full_years = complete.groupby("fiscal_year")["months"].transform("sum") == 12
         shares = G.seasonality(complete[full_years][["fiscal_year", "q", "revenue"]])
-        return G.revenue_goal(self.revenue_history, fiscal_year=fy, uplift=self.settings.growth_uplift,
-                              lookback_years=self.settings.growth_lookback_years, quarter_shares=shares)
+        return G.revenue_goal(
+            self.revenue_history,
+            fiscal_year=fy,
+            uplift=self.settings.growth_uplift,
+            lookback_years=self.settings.growth_lookback_years,
+            quarter_shares=shares,
+        )
 
     @cached_property
     def trailing(self) -> pd.Series:
@@ -220,15 +254,19 @@ class QuarterKpis:
         prev = self.quarter.fiscal.quarters[0].shift(-4)
         # The 8-quarter trend always reaches back to the previous fiscal year's first quarter.
         f = self.trend.loc[[prev.shift(i).label for i in range(4)]].sum()
-        return pd.Series({
-            "lead_revenue_share": K.safe_divide(f.lead_revenue, f.revenue, reason="no revenue last year"),
-            "avg_deal_size": K.safe_divide(f.lead_revenue, f.lead_won_deals, reason="no won deals from leads"),
-            "win_rate": K.safe_divide(f.lead_won_deals, f.lead_opportunities, reason="no opportunities"),
-            "sql_to_opportunity_rate": K.safe_divide(f.lead_opportunities, f.sqls, reason="no SQLs"),
-            "mql_to_sql_rate": K.safe_divide(f.sqls, f.mqls, reason="no MQLs"),
-            "lead_to_mql_rate": K.safe_divide(f.mqls, f.leads, reason="no leads"),
-            "visit_to_lead_rate": K.safe_divide(f.leads, f.visits, reason="no visits"),
-        }, dtype=float, name=f"FY{prev.fiscal_year}")
+        return pd.Series(
+            {
+                "lead_revenue_share": K.safe_divide(f.lead_revenue, f.revenue, reason="no revenue last year"),
+                "avg_deal_size": K.safe_divide(f.lead_revenue, f.lead_won_deals, reason="no won deals from leads"),
+                "win_rate": K.safe_divide(f.lead_won_deals, f.lead_opportunities, reason="no opportunities"),
+                "sql_to_opportunity_rate": K.safe_divide(f.lead_opportunities, f.sqls, reason="no SQLs"),
+                "mql_to_sql_rate": K.safe_divide(f.sqls, f.mqls, reason="no MQLs"),
+                "lead_to_mql_rate": K.safe_divide(f.mqls, f.leads, reason="no leads"),
+                "visit_to_lead_rate": K.safe_divide(f.leads, f.visits, reason="no visits"),
+            },
+            dtype=float,
+            name=f"FY{prev.fiscal_year}",
+        )
 
     @cached_property
     def funnel_plan(self) -> pd.DataFrame:
@@ -237,17 +275,28 @@ class QuarterKpis:
         Rates above 1 (possible with period counts, e.g. more SQLs than MQLs in a year) are
         capped at 1 for planning.
         """
-        rates = {k: min(float(v), 1.0) if k != "avg_deal_size" and not math.isnan(v) else float(v)
-                 for k, v in self.trailing.items()}
+        rates = {
+            k: min(float(v), 1.0) if k != "avg_deal_size" and not math.isnan(v) else float(v)
+            for k, v in self.trailing.items()
+        }
         if any(math.isnan(v) for v in rates.values()):
-            required = pd.Series(float("nan"), index=["lead_revenue", "won_deals", "opportunities", "sqls",
-                                                      "mqls", "leads", "visits"])
+            required = pd.Series(
+                float("nan"), index=["lead_revenue", "won_deals", "opportunities", "sqls", "mqls", "leads", "visits"]
+            )
         else:
             required = G.reverse_funnel(self.revenue_target, **rates)
         r = self.row
-        actual = pd.Series({"lead_revenue": r.lead_revenue, "won_deals": r.lead_won_deals,
-                            "opportunities": r.lead_opportunities, "sqls": r.sqls, "mqls": r.mqls,
-                            "leads": r.leads, "visits": r.visits})
+        actual = pd.Series(
+            {
+                "lead_revenue": r.lead_revenue,
+                "won_deals": r.lead_won_deals,
+                "opportunities": r.lead_opportunities,
+                "sqls": r.sqls,
+                "mqls": r.mqls,
+                "leads": r.leads,
+                "visits": r.visits,
+            }
+        )
         return pd.DataFrame({"required": required, "actual": actual.astype(float)})
 
     @property
@@ -274,12 +323,17 @@ class QuarterKpis:
         if self.complete:
             return None
         r = self.row
-        out = {k: K.run_rate_projection(float(r[k]), days_elapsed=self.days_covered,
-                                        days_in_period=self.quarter.days) for k in PACED}
+        out = {
+            k: K.run_rate_projection(float(r[k]), days_elapsed=self.days_covered, days_in_period=self.quarter.days)
+            for k in PACED
+        }
         hist = self.revenue_quarters
         months = hist.loc[hist.quarter == self.quarter.label, "months"].sum()
-        out["revenue"] = K.run_rate_projection(float(r.revenue), days_elapsed=float(months), days_in_period=3.0) \
-            if months else K.Undefined("no month of the quarter has closed in the revenue table yet")
+        out["revenue"] = (
+            K.run_rate_projection(float(r.revenue), days_elapsed=float(months), days_in_period=3.0)
+            if months
+            else K.Undefined("no month of the quarter has closed in the revenue table yet")
+        )
         return out
 
     # -- KPI targets -----------------------------------------------------------------------------
@@ -297,9 +351,19 @@ class QuarterKpis:
         ]
         plan = self.funnel_plan
         # The goal itself leads the table: the quarter's revenue against its target.
-        rows = [self._kpi_row("Revenue", "revenue", "Leadership team", "revenue", self._actual(q.year_ago(), "revenue"),
-                              metrics.get("revenue_target"), metrics.get("revenue"),
-                              (self.pacing or {}).get("revenue"), True)]
+        rows = [
+            self._kpi_row(
+                "Revenue",
+                "revenue",
+                "Leadership team",
+                "revenue",
+                self._actual(q.year_ago(), "revenue"),
+                metrics.get("revenue_target"),
+                metrics.get("revenue"),
+                (self.pacing or {}).get("revenue"),
+                True,
+            )
+        ]
         for t in targets:
             # the funnel plans won deals *from leads*; judge them on the same count
             plan_key = t.metric if t.metric in plan.index else None
@@ -312,8 +376,11 @@ class QuarterKpis:
             projected = None
             if self.pacing is not None and (plan_key or t.metric) in _PLAN_FACT:
                 projected = self.pacing[_PLAN_FACT[plan_key or t.metric]]
-            rows.append(self._kpi_row(t.name, t.metric, t.owner, t.goal, baseline, target, actual, projected,
-                                      t.higher_is_better))
+            rows.append(
+                self._kpi_row(
+                    t.name, t.metric, t.owner, t.goal, baseline, target, actual, projected, t.higher_is_better
+                )
+            )
         return rows
 
     def _actual(self, quarter: Quarter, metric: str | None) -> float | None:
@@ -323,16 +390,32 @@ class QuarterKpis:
         return _num(self.trend.loc[quarter.label].get(_PLAN_FACT.get(metric, metric)))
 
     @staticmethod
-    def _kpi_row(name: str, metric: str | None, owner: str, goal: str, baseline: Any, target: Any,
-                 actual: Any, projected: Any, higher: bool) -> dict[str, Any]:
+    def _kpi_row(
+        name: str,
+        metric: str | None,
+        owner: str,
+        goal: str,
+        baseline: Any,
+        target: Any,
+        actual: Any,
+        projected: Any,
+        higher: bool,
+    ) -> dict[str, Any]:
         # An unfinished quarter is judged on its run-rate projection, not on its part-quarter actual.
         judged = actual if projected is None else projected
         base = None if baseline is None else _nan(baseline)
         kind = metric_kind(metric)
         return {
-            "name": name, "metric": metric, "owner": owner, "goal": goal, "baseline": _num(baseline),
-            "target": _num(target), "actual": _num(actual), "projected": _num(projected),
-            "higher_is_better": higher, "format": {"money": "currency", "pct": "percent"}.get(kind, "number"),
+            "name": name,
+            "metric": metric,
+            "owner": owner,
+            "goal": goal,
+            "baseline": _num(baseline),
+            "target": _num(target),
+            "actual": _num(actual),
+            "projected": _num(projected),
+            "higher_is_better": higher,
+            "format": {"money": "currency", "pct": "percent"}.get(kind, "number"),
             "status": K.kpi_status(_nan(judged), _nan(target), baseline=base, higher_is_better=higher),
             "progress": _num(K.progress(_nan(judged), _nan(target), base)),
         }
@@ -358,15 +441,34 @@ class QuarterKpis:
         }
         try:
             goal = self.goal
-            m.update(revenue_target=self.revenue_target, revenue_target_fiscal_year=goal.target_revenue,
-                     target_growth=goal.target_growth, average_growth=goal.average_growth,
-                     growth_uplift=goal.uplift, revenue_goal_formula=goal.formula())
+            m.update(
+                revenue_target=self.revenue_target,
+                revenue_target_fiscal_year=goal.target_revenue,
+                target_growth=goal.target_growth,
+                average_growth=goal.average_growth,
+                growth_uplift=goal.uplift,
+                revenue_goal_formula=goal.formula(),
+            )
         except G.GoalError as exc:
             m.update(revenue_target=None, revenue_target_fiscal_year=None)
             und.reasons["revenue_target"] = str(exc)
-        counts = ("leads", "visits", "mqls", "sqls", "opportunities", "won_deals", "new_customers", "users",
-                  "new_users", "organic_visits", "goal_completions", "content_views", "email_sends",
-                  "email_opens", "attendees")
+        counts = (
+            "leads",
+            "visits",
+            "mqls",
+            "sqls",
+            "opportunities",
+            "won_deals",
+            "new_customers",
+            "users",
+            "new_users",
+            "organic_visits",
+            "goal_completions",
+            "content_views",
+            "email_sends",
+            "email_opens",
+            "attendees",
+        )
         for k in counts:
             m[k] = int(r[k])
         m["returning_users"] = int(K.returning_users(r.users, r.new_users))
@@ -393,8 +495,7 @@ class QuarterKpis:
         yearly_rev, customers = facts.customer_revenue(self.source, q.shift(-3).start, q.end)
         arpc = K.average_yearly_revenue_per_customer(yearly_rev, customers, 1.0)
         clv = K.customer_lifetime_value(arpc, gross_margin=s.gross_margin, lifetime_years=s.customer_lifetime_years)
-        scalar.update(clv=clv, clv_to_cac=K.clv_to_cac(clv, scalar["cac"]),
-                      average_yearly_revenue_per_customer=arpc)
+        scalar.update(clv=clv, clv_to_cac=K.clv_to_cac(clv, scalar["cac"]), average_yearly_revenue_per_customer=arpc)
         m.update(gross_margin=s.gross_margin, customer_lifetime_years=s.customer_lifetime_years)
         for k, v in scalar.items():
             m[k] = v if isinstance(v, str) else _num(und.note(k, v))
@@ -403,14 +504,20 @@ class QuarterKpis:
         m["pacing"] = None if pace is None else {k: _num(v) for k, v in pace.items()}
         m["previous_quarter"] = self._compare(q.previous())
         m["year_ago"] = self._compare(q.year_ago())
-        m["funnel_plan"] = {k: {"required": _num(v.required), "actual": _num(v.actual)}
-                            for k, v in self.funnel_plan.iterrows()}
+        m["funnel_plan"] = {
+            k: {"required": _num(v.required), "actual": _num(v.actual)} for k, v in self.funnel_plan.iterrows()
+        }
         m["by_channel"] = {
             str(ch): {
-                "visits": int(row.visits), "leads": int(row.leads), "opportunities": int(row.opportunities),
-                "won_deals": int(row.won_deals), "lead_revenue": float(row.lead_revenue),
-                "attributed_revenue": float(row.attributed_revenue), "cost": float(row.marketing_cost),
-                "cost_per_lead": _num(row.cost_per_lead), "roi": _num(row.roi),
+                "visits": int(row.visits),
+                "leads": int(row.leads),
+                "opportunities": int(row.opportunities),
+                "won_deals": int(row.won_deals),
+                "lead_revenue": float(row.lead_revenue),
+                "attributed_revenue": float(row.attributed_revenue),
+                "cost": float(row.marketing_cost),
+                "cost_per_lead": _num(row.cost_per_lead),
+                "roi": _num(row.roi),
             }
             for ch, row in self.channels.iterrows()
         }
@@ -427,8 +534,15 @@ class QuarterKpis:
 
 
 #: funnel-plan metric -> the fact it is judged on (the plan counts deals that came from leads)
-_PLAN_FACT = {"won_deals": "lead_won_deals", "opportunities": "lead_opportunities", "visits": "visits",
-              "leads": "leads", "mqls": "mqls", "sqls": "sqls", "lead_revenue": "lead_revenue"}
+_PLAN_FACT = {
+    "won_deals": "lead_won_deals",
+    "opportunities": "lead_opportunities",
+    "visits": "visits",
+    "leads": "leads",
+    "mqls": "mqls",
+    "sqls": "sqls",
+    "lead_revenue": "lead_revenue",
+}
 
 
 def _nan(x: Any) -> float:
@@ -437,7 +551,10 @@ def _nan(x: Any) -> float:
 
 
 def quarter_metrics(
-    source: DataSource, quarter: str | Quarter = "latest", *, attribution_model: str = "position_based",
+    source: DataSource,
+    quarter: str | Quarter = "latest",
+    *,
+    attribution_model: str = "position_based",
     today: Any = None,
 ) -> dict[str, Any]:
     """The quarter's metrics dict (what ``metrics.json`` holds)."""
@@ -481,16 +598,29 @@ def _fmt(value: Any, kind: str, currency: str) -> str:
 
 
 SUMMARY_ROWS = (
-    ("Revenue", "revenue", "money"), ("Revenue target (quarter)", "revenue_target", "money"),
-    ("Visits", "visits", "int"), ("Leads", "leads", "int"), ("Visits per lead", "visits_per_lead", "ratio"),
-    ("Visit-to-lead rate", "visit_to_lead_rate", "pct"), ("MQLs", "mqls", "int"), ("SQLs", "sqls", "int"),
-    ("Opportunities", "opportunities", "int"), ("Won deals", "won_deals", "int"),
-    ("Won revenue", "won_revenue", "money"), ("Lead revenue", "lead_revenue", "money"),
-    ("Value per lead", "value_per_lead", "money"), ("Value per visit", "value_per_visit", "money2"),
-    ("Lead-to-customer rate", "lead_to_customer_rate", "pct"), ("Bounce rate", "bounce_rate", "pct"),
-    ("Marketing cost", "marketing_cost", "money"), ("Cost per lead", "cost_per_lead", "money"),
-    ("New customers", "new_customers", "int"), ("CAC", "cac", "money"), ("CLV", "clv", "money"),
-    ("CLV:CAC", "clv_to_cac", "ratio"), ("Marketing ROI", "marketing_roi", "pct"),
+    ("Revenue", "revenue", "money"),
+    ("Revenue target (quarter)", "revenue_target", "money"),
+    ("Visits", "visits", "int"),
+    ("Leads", "leads", "int"),
+    ("Visits per lead", "visits_per_lead", "ratio"),
+    ("Visit-to-lead rate", "visit_to_lead_rate", "pct"),
+    ("MQLs", "mqls", "int"),
+    ("SQLs", "sqls", "int"),
+    ("Opportunities", "opportunities", "int"),
+    ("Won deals", "won_deals", "int"),
+    ("Won revenue", "won_revenue", "money"),
+    ("Lead revenue", "lead_revenue", "money"),
+    ("Value per lead", "value_per_lead", "money"),
+    ("Value per visit", "value_per_visit", "money2"),
+    ("Lead-to-customer rate", "lead_to_customer_rate", "pct"),
+    ("Bounce rate", "bounce_rate", "pct"),
+    ("Marketing cost", "marketing_cost", "money"),
+    ("Cost per lead", "cost_per_lead", "money"),
+    ("New customers", "new_customers", "int"),
+    ("CAC", "cac", "money"),
+    ("CLV", "clv", "money"),
+    ("CLV:CAC", "clv_to_cac", "ratio"),
+    ("Marketing ROI", "marketing_roi", "pct"),
     ("Email open rate", "email_open_rate", "pct"),
 )
 
@@ -502,8 +632,11 @@ def metric_kind(metric: str | None) -> str:
         return "pct"
     if name in ("clv_to_cac", "visits_per_lead"):
         return "ratio"
-    if name.startswith(("cost", "value_")) or name.endswith(("revenue", "_cost", "cac", "clv", "_target")) \
-            or name in ("cac", "clv", "cost_per_lead"):
+    if (
+        name.startswith(("cost", "value_"))
+        or name.endswith(("revenue", "_cost", "cac", "clv", "_target"))
+        or name in ("cac", "clv", "cost_per_lead")
+    ):
         return "money"
     return "int"
 
@@ -513,21 +646,27 @@ def format_summary(m: dict[str, Any]) -> str:
     cur = m["currency"]
     prev = m.get("previous_quarter") or {}
     state = "complete" if m["complete"] else f"in progress, {m['days_covered']} of {m['days_in_quarter']} days"
-    lines = [f"{m['quarter']} ({m['quarter_start']} to {m['quarter_end']}, {state}); data to {m['data_end']}",
-             f"{'KPI':<26}{'value':>18}{'previous':>18}"]
+    lines = [
+        f"{m['quarter']} ({m['quarter_start']} to {m['quarter_end']}, {state}); data to {m['data_end']}",
+        f"{'KPI':<26}{'value':>18}{'previous':>18}",
+    ]
     for label, key, kind in SUMMARY_ROWS:
         lines.append(f"{label:<26}{_fmt(m.get(key), kind, cur):>18}{_fmt(prev.get(key), kind, cur):>18}")
     lines.append(f"ROI by channel ({m['attribution_model']} attribution):")
     for ch, c in m["by_channel"].items():
-        lines.append(f"  {ch:<24}{_fmt(c['attributed_revenue'], 'money', cur):>18}  cost "
-                     f"{_fmt(c['cost'], 'money', cur):>14}  ROI {_fmt(c['roi'], 'pct', cur):>8}")
+        lines.append(
+            f"  {ch:<24}{_fmt(c['attributed_revenue'], 'money', cur):>18}  cost "
+            f"{_fmt(c['cost'], 'money', cur):>14}  ROI {_fmt(c['roi'], 'pct', cur):>8}"
+        )
     if m["kpis"]:
         lines.append("KPI targets:")
         for k in m["kpis"]:
             kind = metric_kind(k["metric"])
             proj = f" (projected {_fmt(k['projected'], kind, cur)})" if k.get("projected") is not None else ""
-            lines.append(f"  {k['name']:<38}{_fmt(k['actual'], kind, cur):>12}{proj} of {_fmt(k['target'], kind, cur)}"
-                         f"  {k['status']} ({k['owner']})")
+            lines.append(
+                f"  {k['name']:<38}{_fmt(k['actual'], kind, cur):>12}{proj} of {_fmt(k['target'], kind, cur)}"
+                f"  {k['status']} ({k['owner']})"
+            )
     for key, why in m.get("undefined", {}).items():
         lines.append(f"  note: {key} is undefined: {why}")
     return "\n".join(lines)
@@ -567,9 +706,14 @@ def channel_funnel(kq: QuarterKpis, *, by: str = "channel") -> pd.DataFrame:
     f = pd.concat([f, total]) if len(f) else total
     f.index.name = by
     f[list(_COHORT_STAGES)] = f[list(_COHORT_STAGES)].astype("int64")
-    for a, b, name in (("leads", "mqls", "lead_to_mql"), ("mqls", "sqls", "mql_to_sql"),
-                       ("sqls", "opportunities", "sql_to_opportunity"), ("opportunities", "won", "opportunity_to_won"),
-                       ("leads", "sqls", "lead_to_sql"), ("leads", "won", "lead_to_won")):
+    for a, b, name in (
+        ("leads", "mqls", "lead_to_mql"),
+        ("mqls", "sqls", "mql_to_sql"),
+        ("sqls", "opportunities", "sql_to_opportunity"),
+        ("opportunities", "won", "opportunity_to_won"),
+        ("leads", "sqls", "lead_to_sql"),
+        ("leads", "won", "lead_to_won"),
+    ):
         f[f"{name}_rate"] = K.conversion_rate(f[b].astype(float), f[a].astype(float))
     return f
 
@@ -631,12 +775,13 @@ def campaign_economics(kq: QuarterKpis, *, clv: float | None = None) -> pd.DataF
     sp = facts.spend_breakdown(kq.source, kq.quarter)
     sp = sp[sp.cost_type != "sales"].replace({"campaign": {"(none)": NOT_SET}})
     spend = sp.groupby("campaign").agg(
-        channel=("channel", lambda s: s.iloc[0] if s.nunique() == 1 else "(several)"),
-        marketing_cost=("amount", "sum"))
+        channel=("channel", lambda s: s.iloc[0] if s.nunique() == 1 else "(several)"), marketing_cost=("amount", "sum")
+    )
     leads = channel_funnel(kq, by="campaign")["leads"].drop(ALL_CHANNELS)
     leads = leads.groupby(leads.index.to_series().fillna(NOT_SET).replace({"nan": NOT_SET}).values).sum()
-    credit = kq.attribution_by_campaign().rename(columns={"conversions": "attributed_conversions",
-                                                          "value": "attributed_revenue"})
+    credit = kq.attribution_by_campaign().rename(
+        columns={"conversions": "attributed_conversions", "value": "attributed_revenue"}
+    )
     cols = ["marketing_cost", "leads", "attributed_conversions", "attributed_revenue"]
     out = spend.join(leads.rename("leads"), how="outer").join(credit, how="outer")
     out[cols] = out[cols].fillna(0.0)

@@ -191,9 +191,7 @@ def parse_quarter(
         return latest_complete_quarter(data_end, fy_start_month, today=today)
     m = _QUARTER_RE.match(str(text))
     if not m:
-        raise PeriodError(
-            f"cannot read quarter {text!r}; expected e.g. `2026Q3`, `FY2026Q1`, `latest` or `current`"
-        )
+        raise PeriodError(f"cannot read quarter {text!r}; expected e.g. `2026Q3`, `FY2026Q1`, `latest` or `current`")
     return Quarter(int(m.group(1)), int(m.group(2)), fy_start_month)
 
 

@@ -87,7 +87,16 @@ NEGATIVE = "#c0392b"
 STATUS_COLORS = {"on track": "#2e7d32", "at risk": "#e0a100", "off track": "#c62828", "no data": "#9e9e9e"}
 #: categories (channels, models, cost types): seaborn's colour-blind-safe palette
 CATEGORICAL = [
-    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9",
+    "#0173b2",
+    "#de8f05",
+    "#029e73",
+    "#d55e00",
+    "#cc78bc",
+    "#ca9161",
+    "#fbafe4",
+    "#949494",
+    "#ece133",
+    "#56b4e9",
 ]
 
 _RC: dict[str, Any] = {
@@ -215,8 +224,9 @@ def format_value(value: Any, kind: str = "int", *, currency: str = "USD", na: st
         return _duration(v)
     if kind == "int":
         return f"{v:,.0f}"
-    raise ValueError(f"unknown format kind {kind!r}; use money, money2, money_compact, int, pct, ratio, days, "
-                     "duration or text")
+    raise ValueError(
+        f"unknown format kind {kind!r}; use money, money2, money_compact, int, pct, ratio, days, duration or text"
+    )
 
 
 def _short(value: Any, kind: str, currency: str) -> str:
@@ -305,8 +315,16 @@ def _value_axis(ax: Axes, kind: str, currency: str, axis: str = "y") -> Axes:
 
 
 def _unit(kind: str, currency: str) -> str:
-    return {"money": currency, "money2": currency, "money_compact": currency, "pct": "%", "days": "days",
-            "duration": "seconds", "ratio": "ratio", "int": "count"}.get(kind, "")
+    return {
+        "money": currency,
+        "money2": currency,
+        "money_compact": currency,
+        "pct": "%",
+        "days": "days",
+        "duration": "seconds",
+        "ratio": "ratio",
+        "int": "count",
+    }.get(kind, "")
 
 
 def _hbar_labels(ax: Axes, labels: Sequence[Any]) -> None:
@@ -348,8 +366,9 @@ def plot_bullets(
         color = STATUS_COLORS.get(status, NAVY)
         ax.barh(i, 1.0, height=0.72, color=TRACK, zorder=1)
         if not _missing(pshare):
-            ax.barh(i, min(pshare, cap), height=0.46, color="white", edgecolor=color, hatch="////", linewidth=1.0,
-                    zorder=2)
+            ax.barh(
+                i, min(pshare, cap), height=0.46, color="white", edgecolor=color, hatch="////", linewidth=1.0, zorder=2
+            )
         if not _missing(share):
             ax.barh(i, min(share, cap), height=0.46, color=color, zorder=3)
         base = _share(r.get("baseline"), target, higher)
@@ -367,23 +386,39 @@ def plot_bullets(
             text = f"{a} of {t}" + ("" if _missing(share) else f" ({share:.0%})")
         if r.get("note"):
             text += f"  ·  {r['note']}"
-        ax.annotate(_mpl(text), xy=(1.0, i), xycoords=("axes fraction", "data"), xytext=(8, 0),
-                    textcoords="offset points", va="center", ha="left", fontsize=9, color="#333333")
+        ax.annotate(
+            _mpl(text),
+            xy=(1.0, i),
+            xycoords=("axes fraction", "data"),
+            xytext=(8, 0),
+            textcoords="offset points",
+            va="center",
+            ha="left",
+            fontsize=9,
+            color="#333333",
+        )
     ax.axvline(1.0, color=TARGET, lw=1.6, ls="--", zorder=5)
     ax.set_xlim(0, cap * 1.02)
     _hbar_labels(ax, [r["label"] for r in rows])
     percent_axis(ax, axis="x")
     ax.set_xlabel(xlabel)
     ax.set_title(_mpl(title))
-    handles = [Patch(color=c, label=s) for s, c in STATUS_COLORS.items()
-               if any((r.get("status") or "") == s for r in rows)]
+    handles = [
+        Patch(color=c, label=s) for s, c in STATUS_COLORS.items() if any((r.get("status") or "") == s for r in rows)
+    ]
     if any(not _missing(r.get("projected")) for r in rows):
         handles.append(Patch(facecolor="white", edgecolor=GREY, hatch="////", label="projected to quarter end"))
     if any(not _missing(r.get("baseline")) for r in rows):
         handles.append(plt.Line2D([], [], color=GREY, lw=2, label="baseline"))
     if handles:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncol=len(handles), fontsize=8.5,
-                  borderaxespad=3.6)
+        ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(0.0, 0.0),
+            ncol=len(handles),
+            fontsize=8.5,
+            borderaxespad=3.6,
+        )
     return ax
 
 
@@ -410,12 +445,19 @@ def plot_kpi_progress(
     ``higher_is_better``, else a target below the baseline) is drawn as target / actual.
     """
     rows = kpis.to_dict("records") if isinstance(kpis, pd.DataFrame) else list(kpis)
-    bullets = [{
-        "label": f"{r['name']}\n{r.get('owner') or ''}".strip(),
-        "actual": r.get("actual"), "target": r.get("target"), "projected": r.get("projected"),
-        "status": r.get("status"), "baseline": r.get("baseline"), "kind": _metric_kind(r.get("metric")),
-        "higher_is_better": _higher_is_better(r),
-    } for r in rows]
+    bullets = [
+        {
+            "label": f"{r['name']}\n{r.get('owner') or ''}".strip(),
+            "actual": r.get("actual"),
+            "target": r.get("target"),
+            "projected": r.get("projected"),
+            "status": r.get("status"),
+            "baseline": r.get("baseline"),
+            "kind": _metric_kind(r.get("metric")),
+            "higher_is_better": _higher_is_better(r),
+        }
+        for r in rows
+    ]
     return plot_bullets(bullets, ax=ax, title=title, xlabel="% of target (dashed line)", currency=currency)
 
 
@@ -454,8 +496,13 @@ def plot_pacing(
 
 #: funnel stages top to bottom, with their labels
 FUNNEL_LABELS = {
-    "visits": "Visits", "leads": "Leads", "mqls": "MQLs", "sqls": "SQLs", "opportunities": "Opportunities",
-    "won_deals": "Won deals (from leads)", "lead_revenue": "Lead revenue",
+    "visits": "Visits",
+    "leads": "Leads",
+    "mqls": "MQLs",
+    "sqls": "SQLs",
+    "opportunities": "Opportunities",
+    "won_deals": "Won deals (from leads)",
+    "lead_revenue": "Lead revenue",
 }
 
 
@@ -469,8 +516,15 @@ def plot_funnel(
     """``QuarterKpis.funnel_plan`` (``required`` and ``actual`` per stage) as horizontal bullets,
     top of the funnel first; each bar is the actual as a share of what the revenue target requires."""
     order = [s for s in FUNNEL_LABELS if s in plan.index] + [s for s in plan.index if s not in FUNNEL_LABELS]
-    rows = [{"label": FUNNEL_LABELS.get(s, str(s)), "actual": plan.loc[s, "actual"],
-             "target": plan.loc[s, "required"], "kind": "money" if "revenue" in str(s) else "int"} for s in order]
+    rows = [
+        {
+            "label": FUNNEL_LABELS.get(s, str(s)),
+            "actual": plan.loc[s, "actual"],
+            "target": plan.loc[s, "required"],
+            "kind": "money" if "revenue" in str(s) else "int",
+        }
+        for s in order
+    ]
     return plot_bullets(rows, ax=ax, title=title, xlabel="actual as % of required (dashed line)", currency=currency)
 
 
@@ -512,11 +566,25 @@ def plot_revenue_history(
     ticks = [f"FY{y}" for y in years]
     if target is not None and not _missing(target):
         ty = target_year if target_year is not None else (years[-1] + 1 if years else 0)
-        tb = ax.bar(len(years), float(target), color="white", edgecolor=TARGET, hatch="///", linewidth=1.5,
-                    width=0.66, label="target")
+        tb = ax.bar(
+            len(years),
+            float(target),
+            color="white",
+            edgecolor=TARGET,
+            hatch="///",
+            linewidth=1.5,
+            width=0.66,
+            label="target",
+        )
         g = K.growth(float(target), values[-1]) if values else math.nan
-        ax.bar_label(tb, [_mpl(compact_money(target, currency) + ("" if _missing(g) else f"\n{g:+.1%} target"))],
-                     padding=3, fontsize=8.5, color=TARGET, fontweight="bold")
+        ax.bar_label(
+            tb,
+            [_mpl(compact_money(target, currency) + ("" if _missing(g) else f"\n{g:+.1%} target"))],
+            padding=3,
+            fontsize=8.5,
+            color=TARGET,
+            fontweight="bold",
+        )
         ticks.append(f"FY{ty}\ntarget")
     ax.set_xticks(range(len(ticks)), ticks)
     ax.grid(axis="x", visible=False)
@@ -549,13 +617,21 @@ def plot_quarterly_targets(
     ax.bar_label(tb, [_mpl(compact_money(v, currency)) for v in targets.values], padding=3, fontsize=8.5)
     if actual is not None:
         vals = [float(actual.get(q, math.nan)) for q in qs]
-        colors = [STATUS_COLORS[K.kpi_status(a, t)] if not _missing(a) else TRACK
-                  for a, t in zip(vals, targets.values, strict=True)]
+        colors = [
+            STATUS_COLORS[K.kpi_status(a, t)] if not _missing(a) else TRACK
+            for a, t in zip(vals, targets.values, strict=True)
+        ]
         ab = ax.bar(x + off, [0 if _missing(v) else v for v in vals], width=width, color=colors, label="actual")
-        ax.bar_label(ab, ["" if _missing(a) else f"{a / t:.0%}" for a, t in zip(vals, targets.values, strict=True)],
-                     padding=3, fontsize=8.5, fontweight="bold")
-    ax.set_xticks(x, [f"Q{q}\n{v / total:.1%} of year" if total else f"Q{q}" for q, v in zip(qs, targets.values,
-                                                                                             strict=True)])
+        ax.bar_label(
+            ab,
+            ["" if _missing(a) else f"{a / t:.0%}" for a, t in zip(vals, targets.values, strict=True)],
+            padding=3,
+            fontsize=8.5,
+            fontweight="bold",
+        )
+    ax.set_xticks(
+        x, [f"Q{q}\n{v / total:.1%} of year" if total else f"Q{q}" for q, v in zip(qs, targets.values, strict=True)]
+    )
     ax.grid(axis="x", visible=False)
     ax.set_ylim(0, float(max(targets.max(), (actual.max() if actual is not None and len(actual) else 0))) * 1.18)
     currency_axis(ax, currency)
@@ -599,11 +675,23 @@ def plot_trend(
         ax.plot(x, y.values, marker="o", ms=5, lw=2.2, color=color, label=_mpl(labels.get(name, _words(name))))
         top = max(top, float(np.nanmax(y.values)) if y.notna().any() else 0.0)
         if len(y) and not _missing(y.iloc[-1]):
-            ax.annotate(_mpl(_short(y.iloc[-1], kind, currency)), (x[-1], y.iloc[-1]), xytext=(6, 6),
-                        textcoords="offset points", fontsize=9, fontweight="bold", color=color)
+            ax.annotate(
+                _mpl(_short(y.iloc[-1], kind, currency)),
+                (x[-1], y.iloc[-1]),
+                xytext=(6, 6),
+                textcoords="offset points",
+                fontsize=9,
+                fontweight="bold",
+                color=color,
+            )
     if target is not None and not _missing(target):
-        ax.axhline(float(target), color=TARGET, ls="--", lw=1.6, label=_mpl(
-            f"{target_label}: {_short(target, kind, currency)}"))
+        ax.axhline(
+            float(target),
+            color=TARGET,
+            ls="--",
+            lw=1.6,
+            label=_mpl(f"{target_label}: {_short(target, kind, currency)}"),
+        )
         top = max(top, float(target))
     ax.set_xticks(x, [str(q) for q in trend.index])
     ax.set_xlim(-0.4, len(x) - 0.4)
@@ -652,8 +740,16 @@ def plot_channel_bars(
     ax.set_xlabel(_mpl(xlabel or f"{name} ({_unit(kind, currency)})"))
     ax.set_title(_mpl(title or name))
     if note:
-        ax.annotate(_mpl(note), xy=(0, 0), xycoords="axes fraction", xytext=(0, -34), textcoords="offset points",
-                    fontsize=8.5, color=GREY, va="top")
+        ax.annotate(
+            _mpl(note),
+            xy=(0, 0),
+            xycoords="axes fraction",
+            xytext=(0, -34),
+            textcoords="offset points",
+            fontsize=8.5,
+            color=GREY,
+            va="top",
+        )
     return ax
 
 
@@ -676,12 +772,24 @@ def plot_stacked_spend(
     ax = _axes(ax, (8.0, 0.45 * len(wide) + 1.8))
     left = np.zeros(len(wide))
     for i, col in enumerate(wide.columns):
-        ax.barh(range(len(wide)), wide[col].values, left=left, height=0.66, label=_mpl(col),
-                color=CATEGORICAL[i % len(CATEGORICAL)])
+        ax.barh(
+            range(len(wide)),
+            wide[col].values,
+            left=left,
+            height=0.66,
+            label=_mpl(col),
+            color=CATEGORICAL[i % len(CATEGORICAL)],
+        )
         left += wide[col].values
     for i, total in enumerate(left):
-        ax.annotate(_mpl(compact_money(total, currency)), (total, i), xytext=(4, 0), textcoords="offset points",
-                    va="center", fontsize=8.5)
+        ax.annotate(
+            _mpl(compact_money(total, currency)),
+            (total, i),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8.5,
+        )
     _hbar_labels(ax, list(wide.index))
     ax.set_xlim(0, (left.max() if len(left) else 1) * 1.15)
     currency_axis(ax, currency, axis="x")
@@ -711,9 +819,16 @@ def plot_attribution_comparison(
     for j, m in enumerate(models):
         y = np.arange(len(comp)) - 0.42 + h * (j + 0.5)
         strong = highlight is None or m == highlight
-        ax.barh(y, comp[m].values, height=h, color=CATEGORICAL[j % len(CATEGORICAL)], alpha=1.0 if strong else 0.55,
-                edgecolor="black" if m == highlight else "none", linewidth=0.9,
-                label=_mpl(model_label(m) + (" (this report)" if m == highlight else "")))
+        ax.barh(
+            y,
+            comp[m].values,
+            height=h,
+            color=CATEGORICAL[j % len(CATEGORICAL)],
+            alpha=1.0 if strong else 0.55,
+            edgecolor="black" if m == highlight else "none",
+            linewidth=0.9,
+            label=_mpl(model_label(m) + (" (this report)" if m == highlight else "")),
+        )
     _hbar_labels(ax, list(comp.index))
     currency_axis(ax, currency, axis="x")
     ax.set_xlabel(f"Credited lead revenue ({currency})")
@@ -738,10 +853,25 @@ def plot_rank_chart(
     for i, (ch, row) in enumerate(ranks.iterrows()):
         bold = not keep or ch in keep
         color = CATEGORICAL[i % len(CATEGORICAL)] if bold else "#c4c8ce"
-        ax.plot(x, row.values, marker="o", ms=6 if bold else 4, lw=2.4 if bold else 1.2, color=color,
-                zorder=3 if bold else 2)
-        ax.annotate(_mpl(ch), (x[-1], row.values[-1]), xytext=(8, 0), textcoords="offset points", va="center",
-                    fontsize=8.5, color=color if bold else GREY, fontweight="bold" if bold else "normal")
+        ax.plot(
+            x,
+            row.values,
+            marker="o",
+            ms=6 if bold else 4,
+            lw=2.4 if bold else 1.2,
+            color=color,
+            zorder=3 if bold else 2,
+        )
+        ax.annotate(
+            _mpl(ch),
+            (x[-1], row.values[-1]),
+            xytext=(8, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8.5,
+            color=color if bold else GREY,
+            fontweight="bold" if bold else "normal",
+        )
     ax.set_xticks(x, [_mpl(model_label(m)) for m in ranks.columns], rotation=30, ha="right")
     top = int(np.nanmax(ranks.values)) if ranks.size else 1
     ax.set_yticks(range(1, top + 1))
@@ -800,10 +930,16 @@ def plot_goal_rates(
         df = df.head(top)
     ax = _axes(ax, (8.0, 0.42 * len(df) + 1.3))
     bars = ax.barh(range(len(df)), df[rate].values, color=BLUE, height=0.62)
-    ax.bar_label(bars, [f"{r:.2%} ({c:,.0f} {count})" for r, c in zip(df[rate], df[count], strict=True)],
-                 padding=4, fontsize=8.5)
-    _hbar_labels(ax, [" · ".join(_words(p) if j == 0 else str(p) for j, p in enumerate(i)) if isinstance(i, tuple)
-                      else _words(i) for i in df.index])
+    ax.bar_label(
+        bars, [f"{r:.2%} ({c:,.0f} {count})" for r, c in zip(df[rate], df[count], strict=True)], padding=4, fontsize=8.5
+    )
+    _hbar_labels(
+        ax,
+        [
+            " · ".join(_words(p) if j == 0 else str(p) for j, p in enumerate(i)) if isinstance(i, tuple) else _words(i)
+            for i in df.index
+        ],
+    )
     ax.set_xlim(0, float(df[rate].max()) * 1.45 if len(df) and df[rate].max() > 0 else 0.01)
     percent_axis(ax, axis="x", decimals=1)
     ax.set_xlabel("Completions per session (%)")
@@ -820,8 +956,10 @@ def status_badge(status: Any) -> str:
     text = "no data" if _missing(status) else str(status)
     color = STATUS_COLORS.get(text, "#9e9e9e")
     fg = "#1a1a1a" if text == "at risk" else "#ffffff"
-    return (f'<span style="background:{color};color:{fg};padding:1px 8px;border-radius:9px;'
-            f'font-size:0.85em;white-space:nowrap">{html.escape(text)}</span>')
+    return (
+        f'<span style="background:{color};color:{fg};padding:1px 8px;border-radius:9px;'
+        f'font-size:0.85em;white-space:nowrap">{html.escape(text)}</span>'
+    )
 
 
 def _words(identifier: Any) -> str:
@@ -831,8 +969,9 @@ def _words(identifier: Any) -> str:
         return text
     text = text[:1].upper() + text[1:]
     for word in ("cac", "clv", "roi", "mql", "sql", "mqls", "sqls", "yoy"):
-        text = re.sub(rf"\b{word}\b", word.upper().replace("MQLS", "MQLs").replace("SQLS", "SQLs"), text,
-                      flags=re.IGNORECASE)
+        text = re.sub(
+            rf"\b{word}\b", word.upper().replace("MQLS", "MQLs").replace("SQLS", "SQLs"), text, flags=re.IGNORECASE
+        )
     return text.replace("Clv to CAC", "CLV:CAC").replace("CLV to CAC", "CLV:CAC")
 
 
@@ -895,15 +1034,19 @@ def styled_table(
     styler = styler.hide(axis="index").format_index(escape="html", axis="columns")
     text_cols = [c for c in data.columns if c not in numeric]
     if numeric:
-        styler = styler.set_properties(subset=numeric, **{"text-align": "right", "white-space": "nowrap",
-                                                          "font-variant-numeric": "tabular-nums"})
+        styler = styler.set_properties(
+            subset=numeric, **{"text-align": "right", "white-space": "nowrap", "font-variant-numeric": "tabular-nums"}
+        )
     if text_cols:
         styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
-    styler = styler.set_table_styles([
-        {"selector": "th", "props": "text-align: left; font-weight: 600; border-bottom: 1px solid #9aa0a6;"},
-        {"selector": "td", "props": "padding: 3px 10px;"},
-        {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: 600; color: #333;"},
-    ], overwrite=False)
+    styler = styler.set_table_styles(
+        [
+            {"selector": "th", "props": "text-align: left; font-weight: 600; border-bottom: 1px solid #9aa0a6;"},
+            {"selector": "td", "props": "padding: 3px 10px;"},
+            {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: 600; color: #333;"},
+        ],
+        overwrite=False,
+    )
     if caption:
         styler = styler.set_caption(html.escape(caption))
     # Styler's default id is random; one derived from the content makes a re-run's HTML identical.
@@ -941,13 +1084,15 @@ def headline_frame(
         if key == "marketing_roi" and model:
             label = f"{label} ({model} attribution)"
         t = m.get("revenue_target") if key == "revenue" else (targets.get(key) or {}).get("target")
-        out.append({
-            "KPI": label,
-            str(m.get("quarter", "this quarter")): format_value(m.get(key), kind, currency=cur, na=na),
-            pq: format_value(prev.get(key), kind, currency=cur, na=na),
-            "Change": change_words(m.get(key), prev.get(key), kind, currency=cur) or na,
-            "Target": format_value(t, kind, currency=cur, na=na),
-        })
+        out.append(
+            {
+                "KPI": label,
+                str(m.get("quarter", "this quarter")): format_value(m.get(key), kind, currency=cur, na=na),
+                pq: format_value(prev.get(key), kind, currency=cur, na=na),
+                "Change": change_words(m.get(key), prev.get(key), kind, currency=cur) or na,
+                "Target": format_value(t, kind, currency=cur, na=na),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -990,9 +1135,16 @@ def _cell_formatter(kind: str, currency: str, na: str) -> Any:
 
 #: plain names of the attribution models (kpi_helpers.attribution.MODELS)
 MODEL_LABELS = {
-    "first_touch": "first-touch", "last_touch": "last-touch", "last_non_direct": "last non-direct",
-    "linear": "linear", "time_decay": "time-decay", "position_based": "position-based",
-    "w_shaped": "W-shaped", "full_path": "full-path", "markov": "Markov", "shapley": "Shapley",
+    "first_touch": "first-touch",
+    "last_touch": "last-touch",
+    "last_non_direct": "last non-direct",
+    "linear": "linear",
+    "time_decay": "time-decay",
+    "position_based": "position-based",
+    "w_shaped": "W-shaped",
+    "full_path": "full-path",
+    "markov": "Markov",
+    "shapley": "Shapley",
 }
 
 
@@ -1055,29 +1207,38 @@ def narrative_summary(m: Mapping[str, Any]) -> str:
     s = f"**{md_escape(m['quarter'])} revenue was {_changed(rev, prev.get('revenue'), 'money', cur, pq)}**"
     if not _missing(att):
         gap = float(rev) - float(target)
-        s += (f"; that is {_v(att, 'pct', cur)} of the quarter's target of {_v(target, 'money', cur)}, "
-              f"{_v(abs(gap), 'money', cur)} {'above' if gap >= 0 else 'short of'} it")
+        s += (
+            f"; that is {_v(att, 'pct', cur)} of the quarter's target of {_v(target, 'money', cur)}, "
+            f"{_v(abs(gap), 'money', cur)} {'above' if gap >= 0 else 'short of'} it"
+        )
     out.append(s + ".")
     ytd, annual = m.get("revenue_fiscal_year_to_date"), m.get("revenue_target_fiscal_year")
     if not _missing(annual):
         left = float(annual) - float(ytd or 0)
-        out.append(f"Fiscal year {md_escape(m.get('fiscal_year', ''))} to date: {_v(ytd, 'money', cur)}, "
-                   f"{_v(_attainment(ytd, annual), 'pct', cur)} of the annual target of {_v(annual, 'money', cur)}; "
-                   + (f"{_v(left, 'money', cur)} still to go." if left > 0 else "the annual target is reached."))
+        out.append(
+            f"Fiscal year {md_escape(m.get('fiscal_year', ''))} to date: {_v(ytd, 'money', cur)}, "
+            f"{_v(_attainment(ytd, annual), 'pct', cur)} of the annual target of {_v(annual, 'money', cur)}; "
+            + (f"{_v(left, 'money', cur)} still to go." if left > 0 else "the annual target is reached.")
+        )
     kpis = list(m.get("kpis", []))
     lead_kpi = next((k for k in kpis if k.get("metric") == "leads"), None)
     s = f"Marketing brought {_changed(m.get('leads'), prev.get('leads'), 'int', cur, pq, 'leads')}"
     if lead_kpi and not _missing(lead_kpi.get("target")):
         s += f" against a target of {_v(lead_kpi['target'], 'int', cur)} ({md_escape(lead_kpi['status'])})"
-    out.append(s + f", worth {_changed(m.get('lead_revenue'), prev.get('lead_revenue'), 'money', cur, pq)} "
-                   "in won deals.")
-    out.append(f"Cost per lead was {_changed(m.get('cost_per_lead'), prev.get('cost_per_lead'), 'money', cur, pq)}. "
-               f"Winning a new customer cost {_changed(m.get('cac'), prev.get('cac'), 'money', cur, pq)} "
-               f"in marketing and sales (CAC), and a customer is worth {_v(m.get('clv'), 'money', cur)} over its "
-               f"lifetime: {_v(m.get('clv_to_cac'), 'ratio', cur)} times what it cost to win (CLV:CAC).")
+    out.append(
+        s + f", worth {_changed(m.get('lead_revenue'), prev.get('lead_revenue'), 'money', cur, pq)} in won deals."
+    )
+    out.append(
+        f"Cost per lead was {_changed(m.get('cost_per_lead'), prev.get('cost_per_lead'), 'money', cur, pq)}. "
+        f"Winning a new customer cost {_changed(m.get('cac'), prev.get('cac'), 'money', cur, pq)} "
+        f"in marketing and sales (CAC), and a customer is worth {_v(m.get('clv'), 'money', cur)} over its "
+        f"lifetime: {_v(m.get('clv_to_cac'), 'ratio', cur)} times what it cost to win (CLV:CAC)."
+    )
     model = md_escape(model_label(m.get("attribution_model", "")))
-    out.append(f"Marketing ROI was {_changed(m.get('marketing_roi'), prev.get('marketing_roi'), 'pct', cur, pq)} "
-               f"under {model} attribution.")
+    out.append(
+        f"Marketing ROI was {_changed(m.get('marketing_roi'), prev.get('marketing_roi'), 'pct', cur, pq)} "
+        f"under {model} attribution."
+    )
     if kpis:
         counts = {s: sum(1 for k in kpis if k.get("status") == s) for s in STATUS_COLORS}
         s = f"**{counts['on track']} of {len(kpis)} KPIs are on track**"
@@ -1086,14 +1247,17 @@ def narrative_summary(m: Mapping[str, Any]) -> str:
             s += " (" + ", ".join(extra) + ")"
         behind = [k for k in kpis if k.get("status") in ("off track", "at risk")]
         if behind:
+
             def att_of(k: Mapping[str, Any]) -> float:
                 a = k.get("projected") if not _missing(k.get("projected")) else k.get("actual")
                 v = _attainment(a, k.get("target"), _higher_is_better(k))
                 return math.inf if _missing(v) else v
 
             worst = min(behind, key=att_of)
-            s += (f". Furthest from target: {md_escape(worst['name'])}, at {_v(att_of(worst), 'pct', cur)} of it "
-                  f"(owner: {md_escape(worst.get('owner', ''))})")
+            s += (
+                f". Furthest from target: {md_escape(worst['name'])}, at {_v(att_of(worst), 'pct', cur)} of it "
+                f"(owner: {md_escape(worst.get('owner', ''))})"
+            )
         out.append(s + ".")
     return "\n\n".join(out)
 
@@ -1106,25 +1270,35 @@ def narrative_pacing(m: Mapping[str, Any], pacing: Mapping[str, Any] | None) -> 
     q = md_escape(m["quarter"])
     if not pacing:
         return f"{q} is complete; there is nothing to project."
-    parts = [f"**{q} is in progress**: the data covers {m['days_covered']} of its {m['days_in_quarter']} days "
-             f"(to {md_escape(m['data_end'])}). What follows is a **projection, not a result**: it assumes the rest "
-             "of the quarter runs at the pace so far, and early in a quarter it can move a lot."]
+    parts = [
+        f"**{q} is in progress**: the data covers {m['days_covered']} of its {m['days_in_quarter']} days "
+        f"(to {md_escape(m['data_end'])}). What follows is a **projection, not a result**: it assumes the rest "
+        "of the quarter runs at the pace so far, and early in a quarter it can move a lot."
+    ]
     rev = pacing.get("revenue")
     if _missing(rev):
         why = getattr(rev, "reason", None) or "not enough data yet"
         parts.append(f"Revenue cannot be projected yet ({md_escape(why)}).")
     else:
-        parts.append(f"Revenue would reach {_v(rev, 'money', cur)} against the quarter's target of "
-                     f"{_v(m.get('revenue_target'), 'money', cur)} "
-                     f"({_v(_attainment(rev, m.get('revenue_target')), 'pct', cur)}).")
+        parts.append(
+            f"Revenue would reach {_v(rev, 'money', cur)} against the quarter's target of "
+            f"{_v(m.get('revenue_target'), 'money', cur)} "
+            f"({_v(_attainment(rev, m.get('revenue_target')), 'pct', cur)})."
+        )
     kpis = {k.get("metric"): k for k in m.get("kpis", [])}
     bits = []
-    for metric, label in (("visits", "visits"), ("leads", "leads"), ("opportunities", "opportunities"),
-                          ("won_deals", "won deals from leads")):
+    for metric, label in (
+        ("visits", "visits"),
+        ("leads", "leads"),
+        ("opportunities", "opportunities"),
+        ("won_deals", "won deals from leads"),
+    ):
         k = kpis.get(metric)
         if k and not _missing(k.get("projected")):
-            bits.append(f"{_v(k['projected'], 'int', cur)} {label} against a target of "
-                        f"{_v(k.get('target'), 'int', cur)} ({md_escape(k['status'])})")
+            bits.append(
+                f"{_v(k['projected'], 'int', cur)} {label} against a target of "
+                f"{_v(k.get('target'), 'int', cur)} ({md_escape(k['status'])})"
+            )
     if bits:
         parts.append("At this pace the quarter would end with " + "; ".join(bits) + ".")
     if not _missing(pacing.get("lead_revenue")):
@@ -1145,8 +1319,10 @@ def narrative_goal(goal: Any, m: Mapping[str, Any], kpis: Sequence[Mapping[str, 
         f"{_v(goal.uplift, 'pct', cur)}.",
     ]
     rev, target = m.get("revenue"), m.get("revenue_target")
-    s = (f"{md_escape(m['quarter'])} had a target of {_v(target, 'money', cur)} and brought "
-         f"{_changed(rev, prev.get('revenue'), 'money', cur, pq)}")
+    s = (
+        f"{md_escape(m['quarter'])} had a target of {_v(target, 'money', cur)} and brought "
+        f"{_changed(rev, prev.get('revenue'), 'money', cur, pq)}"
+    )
     if not _missing(_attainment(rev, target)):
         s += f": {_v(_attainment(rev, target), 'pct', cur)} of its target"
     parts.append(s + ".")
@@ -1157,12 +1333,15 @@ def narrative_goal(goal: Any, m: Mapping[str, Any], kpis: Sequence[Mapping[str, 
             kind = _metric_kind(k.get("metric"))
             base = k.get("baseline")
             frm = f"{_v(base, kind, cur)} → " if not _missing(base) else ""
-            items.append(f"- **{md_escape(k['name'])}**: {frm}{_v(k['target'], kind, cur)}; actual "
-                         f"{_v(k.get('actual'), kind, cur)}, {md_escape(k.get('status', ''))} "
-                         f"(owner: {md_escape(k.get('owner', ''))})")
+            items.append(
+                f"- **{md_escape(k['name'])}**: {frm}{_v(k['target'], kind, cur)}; actual "
+                f"{_v(k.get('actual'), kind, cur)}, {md_escape(k.get('status', ''))} "
+                f"(owner: {md_escape(k.get('owner', ''))})"
+            )
         on = sum(1 for k in rows if k.get("status") == "on track")
-        parts.append(f"The KPIs that serve the goal, baseline → target ({on} of {len(rows)} on track):\n\n"
-                     + "\n".join(items))
+        parts.append(
+            f"The KPIs that serve the goal, baseline → target ({on} of {len(rows)} on track):\n\n" + "\n".join(items)
+        )
     return "\n\n".join(parts)
 
 
@@ -1191,8 +1370,10 @@ def narrative_traffic(m: Mapping[str, Any], channels: pd.DataFrame | None = None
         total = float(leads.sum())
         if total:
             top = leads.idxmax()
-            parts.append(f"The largest lead source was {md_escape(top)} with {_v(leads[top], 'int', cur)} leads "
-                         f"({_v(leads[top] / total, 'pct', cur)} of the quarter's leads).")
+            parts.append(
+                f"The largest lead source was {md_escape(top)} with {_v(leads[top], 'int', cur)} leads "
+                f"({_v(leads[top] / total, 'pct', cur)} of the quarter's leads)."
+            )
     return "\n\n".join(parts)
 
 
@@ -1212,8 +1393,17 @@ def narrative_conversion(
         f"{_changed(m.get('visit_to_lead_rate'), prev.get('visit_to_lead_rate'), 'pct', cur, pq)}"
         f"{_against(m, 'visit_to_lead_rate', cur)}."
     ]
-    stages = _kpi_sentence(m, (("mqls", "MQLs"), ("sqls", "SQLs"), ("opportunities", "opportunities from leads"),
-                               ("won_deals", "won deals from leads")), cur, "Down the funnel the quarter had")
+    stages = _kpi_sentence(
+        m,
+        (
+            ("mqls", "MQLs"),
+            ("sqls", "SQLs"),
+            ("opportunities", "opportunities from leads"),
+            ("won_deals", "won deals from leads"),
+        ),
+        cur,
+        "Down the funnel the quarter had",
+    )
     if stages:
         parts.append(stages)
     f = funnel.drop(index=[i for i in funnel.index if str(i).startswith("All ")], errors="ignore")
@@ -1222,20 +1412,26 @@ def narrative_conversion(
         rate = f["lead_to_sql_rate"].dropna()
         if len(rate):
             best, worst = rate.idxmax(), rate.idxmin()
-            parts.append(f"Of the quarter's leads, {md_escape(best)} leads turned into SQLs most often "
-                         f"({_v(rate[best], 'pct', cur)}) and {md_escape(worst)} leads least often "
-                         f"({_v(rate[worst], 'pct', cur)}; channels with at least 10 leads).")
+            parts.append(
+                f"Of the quarter's leads, {md_escape(best)} leads turned into SQLs most often "
+                f"({_v(rate[best], 'pct', cur)}) and {md_escape(worst)} leads least often "
+                f"({_v(rate[worst], 'pct', cur)}; channels with at least 10 leads)."
+            )
     if len(comparison):
         spread = comparison.max(axis=1) - comparison.min(axis=1)
         ch = spread.idxmax()
         hi_m, lo_m = comparison.loc[ch].idxmax(), comparison.loc[ch].idxmin()
-        s = (f"The attribution model matters most for {md_escape(ch)}: its credit ranges from "
-             f"{_v(comparison.loc[ch, lo_m], 'money', cur)} ({md_escape(model_label(lo_m))}) to "
-             f"{_v(comparison.loc[ch, hi_m], 'money', cur)} ({md_escape(model_label(hi_m))}).")
+        s = (
+            f"The attribution model matters most for {md_escape(ch)}: its credit ranges from "
+            f"{_v(comparison.loc[ch, lo_m], 'money', cur)} ({md_escape(model_label(lo_m))}) to "
+            f"{_v(comparison.loc[ch, hi_m], 'money', cur)} ({md_escape(model_label(hi_m))})."
+        )
         if model and model in comparison:
             top = comparison[model].idxmax()
-            s += (f" Under the report's {md_escape(model_label(model))} model, {md_escape(top)} is credited most "
-                  f"({_v(comparison.loc[top, model], 'money', cur)}).")
+            s += (
+                f" Under the report's {md_escape(model_label(model))} model, {md_escape(top)} is credited most "
+                f"({_v(comparison.loc[top, model], 'money', cur)})."
+            )
         parts.append(s)
     return "\n\n".join(parts)
 
@@ -1254,26 +1450,38 @@ def narrative_roi(m: Mapping[str, Any], economics: pd.DataFrame, ranks: pd.DataF
         f"CAC was {_changed(m.get('cac'), prev.get('cac'), 'money', cur, pq)} against a customer lifetime value of "
         f"{_v(m.get('clv'), 'money', cur)} (CLV:CAC {_v(m.get('clv_to_cac'), 'ratio', cur)})."
     ]
-    targets = [f"{label} {_v(m.get(metric), _metric_kind(metric), cur)}{_against(m, metric, cur)}"
-               for metric, label in (("cost_per_lead", "cost per lead"), ("clv_to_cac", "CLV:CAC"),
-                                     ("marketing_roi", "marketing ROI")) if _kpi(m, metric)]
-    parts.append("Against the targets in goals.yml: " + "; ".join(targets) + "." if targets else
-                 "goals.yml sets no target for cost per lead, CLV:CAC or ROI.")
+    targets = [
+        f"{label} {_v(m.get(metric), _metric_kind(metric), cur)}{_against(m, metric, cur)}"
+        for metric, label in (
+            ("cost_per_lead", "cost per lead"),
+            ("clv_to_cac", "CLV:CAC"),
+            ("marketing_roi", "marketing ROI"),
+        )
+        if _kpi(m, metric)
+    ]
+    parts.append(
+        "Against the targets in goals.yml: " + "; ".join(targets) + "."
+        if targets
+        else "goals.yml sets no target for cost per lead, CLV:CAC or ROI."
+    )
     roi = economics["roi"].dropna() if "roi" in economics else pd.Series(dtype=float)
     if len(roi):
         best, worst = roi.idxmax(), roi.idxmin()
-        parts.append(f"Under {mname} attribution the best return came from {md_escape(best)} "
-                     f"(ROI {_v(roi[best], 'pct', cur)} on {_v(economics.loc[best, 'marketing_cost'], 'money', cur)} "
-                     f"of cost) and the weakest from {md_escape(worst)} (ROI {_v(roi[worst], 'pct', cur)} on "
-                     f"{_v(economics.loc[worst, 'marketing_cost'], 'money', cur)}).")
+        parts.append(
+            f"Under {mname} attribution the best return came from {md_escape(best)} "
+            f"(ROI {_v(roi[best], 'pct', cur)} on {_v(economics.loc[best, 'marketing_cost'], 'money', cur)} "
+            f"of cost) and the weakest from {md_escape(worst)} (ROI {_v(roi[worst], 'pct', cur)} on "
+            f"{_v(economics.loc[worst, 'marketing_cost'], 'money', cur)})."
+        )
     if len(ranks) and "spread" in ranks:
         top = int(ranks["spread"].max())
         if top == 0:
             parts.append("Every model ranks the channels the same way: the ranking does not depend on the model.")
         else:
             movers = ranks[ranks["spread"] == top]
-            names = ", ".join(f"{md_escape(ch)} (from rank {int(r.best)} to {int(r.worst)})"
-                              for ch, r in movers.iterrows())
+            names = ", ".join(
+                f"{md_escape(ch)} (from rank {int(r.best)} to {int(r.worst)})" for ch, r in movers.iterrows()
+            )
             stable = [md_escape(c) for c in ranks[ranks["spread"] == 0].index]
             s = f"The channel ranking depends on the model: {names} move{'s' if len(movers) == 1 else ''} the most"
             if stable:

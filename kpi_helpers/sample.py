@@ -115,9 +115,17 @@ CAMPAIGNS: tuple[tuple[int, str | None, str | None, str | None, float, float, st
     (DIR, None, None, None, 1.0, 0, ""),
 )
 WEBINAR_TOPICS = (
-    "Pipeline Analytics", "Attribution Without Tears", "Forecasting Revenue", "Marketing ROI Benchmarks",
-    "Lead Scoring That Works", "Dashboards for the Board", "Funnel Diagnostics", "CAC Payback Explained",
-    "Planning Next Year's Budget", "From MQL to Revenue", "Account-Based Marketing 101",
+    "Pipeline Analytics",
+    "Attribution Without Tears",
+    "Forecasting Revenue",
+    "Marketing ROI Benchmarks",
+    "Lead Scoring That Works",
+    "Dashboards for the Board",
+    "Funnel Diagnostics",
+    "CAC Payback Explained",
+    "Planning Next Year's Budget",
+    "From MQL to Revenue",
+    "Account-Based Marketing 101",
 )
 WEBINAR_SHARE = 0.03  # of its quarter's leads
 # name, first year, month, day (moved to the next Tuesday), days, share of its quarter's leads
@@ -136,41 +144,84 @@ BOUNCE = np.array([0.48, 0.45, 0.62, 0.38, 0.44, 0.42, 0.40])
 NEW_USERS = np.array([0.75, 0.70, 0.85, 0.20, 0.70, 0.45, 0.50])  # share of users who are new
 PAGES_PER_SESSION = np.array([2.1, 2.4, 1.5, 2.6, 2.8, 3.2, 2.0])
 SECONDS_PER_SESSION = np.array([140.0, 110.0, 55.0, 150.0, 170.0, 190.0, 120.0])
-DEVICE_SHARE = np.array([
-    [0.62, 0.34, 0.04], [0.60, 0.36, 0.04], [0.35, 0.60, 0.05], [0.55, 0.40, 0.05],
-    [0.70, 0.27, 0.03], [0.72, 0.25, 0.03], [0.40, 0.55, 0.05],
-])
+DEVICE_SHARE = np.array(
+    [
+        [0.62, 0.34, 0.04],
+        [0.60, 0.36, 0.04],
+        [0.35, 0.60, 0.05],
+        [0.55, 0.40, 0.05],
+        [0.70, 0.27, 0.03],
+        [0.72, 0.25, 0.03],
+        [0.40, 0.55, 0.05],
+    ]
+)
 DEVICE_BOUNCE = np.array([0.95, 1.1, 1.0])
 DEVICE_SECONDS = np.array([1.0, 0.75, 0.9])
 TABLET_MIN_SCALE = 2
 # (source, medium, weight, smallest scale that has it) per channel
 SOURCES = {
-    ORG: (("google", "organic", 0.92, 0), ("bing", "organic", 0.06, 1.5), ("duckduckgo", "organic", 0.02, 3),
-          ("yahoo", "organic", 0.005, 10), ("ecosia.org", "organic", 0.005, 10)),
+    ORG: (
+        ("google", "organic", 0.92, 0),
+        ("bing", "organic", 0.06, 1.5),
+        ("duckduckgo", "organic", 0.02, 3),
+        ("yahoo", "organic", 0.005, 10),
+        ("ecosia.org", "organic", 0.005, 10),
+    ),
     PSE: (("google", "cpc", 0.86, 0), ("bing", "cpc", 0.14, 1.5)),
-    PSO: (("linkedin", "paid_social", 0.75, 0), ("facebook", "paid_social", 0.17, 0),
-          ("x", "paid_social", 0.08, 2)),
-    EML: (("newsletter", "email", 0.60, 0), ("nurture", "email", 0.40, 1.5),
-          ("product_update", "email", 0.10, 3)),
-    REF: (("g2.com", "referral", 0.35, 0), ("linkedin.com", "referral", 0.30, 2),
-          ("capterra.com", "referral", 0.12, 2), ("medium.com", "referral", 0.10, 3),
-          ("github.com", "referral", 0.07, 5), ("reddit.com", "referral", 0.06, 5)),
+    PSO: (("linkedin", "paid_social", 0.75, 0), ("facebook", "paid_social", 0.17, 0), ("x", "paid_social", 0.08, 2)),
+    EML: (("newsletter", "email", 0.60, 0), ("nurture", "email", 0.40, 1.5), ("product_update", "email", 0.10, 3)),
+    REF: (
+        ("g2.com", "referral", 0.35, 0),
+        ("linkedin.com", "referral", 0.30, 2),
+        ("capterra.com", "referral", 0.12, 2),
+        ("medium.com", "referral", 0.10, 3),
+        ("github.com", "referral", 0.07, 5),
+        ("reddit.com", "referral", 0.06, 5),
+    ),
     DIR: (("(direct)", "(none)", 1.0, 0),),
     EVT: (("webinar", "event", 0.6, 0), ("booth-qr", "event", 0.4, 2)),
 }
 PARTNERS_PER_SCALE = 1.0  # partner sites sending Referral traffic ...
 PARTNER_SHARE = 0.25  # ... and their share of it
 CORE_PAGES = (
-    "/", "/pricing", "/demo", "/contact", "/product", "/product/dashboards", "/product/attribution",
-    "/product/forecasting", "/integrations", "/customers", "/about", "/careers", "/security", "/partners",
-    "/webinars", "/events", "/resources/roi-calculator", "/resources/benchmark-report", "/lp/free-trial",
-    "/lp/kpi-template", "/lp/roi-guide", "/lp/demo-video",
+    "/",
+    "/pricing",
+    "/demo",
+    "/contact",
+    "/product",
+    "/product/dashboards",
+    "/product/attribution",
+    "/product/forecasting",
+    "/integrations",
+    "/customers",
+    "/about",
+    "/careers",
+    "/security",
+    "/partners",
+    "/webinars",
+    "/events",
+    "/resources/roi-calculator",
+    "/resources/benchmark-report",
+    "/lp/free-trial",
+    "/lp/kpi-template",
+    "/lp/roi-guide",
+    "/lp/demo-video",
 )
 #: pages that only have landing traffic (and leads) of their own from this scale on
 PAGE_MIN_SCALE = {
-    "/contact": 2, "/product/dashboards": 2, "/product/attribution": 2, "/customers": 3, "/about": 4,
-    "/careers": 4, "/product/forecasting": 5, "/security": 6, "/resources/benchmark-report": 2,
-    "/lp/demo-video": 2, "/events": 2, "/resources/roi-calculator": 1.5, "/partners": 1.5,
+    "/contact": 2,
+    "/product/dashboards": 2,
+    "/product/attribution": 2,
+    "/customers": 3,
+    "/about": 4,
+    "/careers": 4,
+    "/product/forecasting": 5,
+    "/security": 6,
+    "/resources/benchmark-report": 2,
+    "/lp/demo-video": 2,
+    "/events": 2,
+    "/resources/roi-calculator": 1.5,
+    "/partners": 1.5,
 }
 BLOG = "BLOG"  # in page weights: one of the blog posts published by then
 BLOG_POSTS = 10  # at scale 1, growing as scale**BLOG_GROWTH
@@ -180,50 +231,155 @@ BLOG_SKEW_DROP = 0.6  # factor 10 of scale: a big blog has many posts that matte
 BLOG_SHARE_GROWTH = 0.42  # the blog's weight among a channel's landing pages grows as scale**this
 # landing pages of sessions per channel
 WEB_PAGES: dict[int, dict[str, float]] = {
-    ORG: {BLOG: 0.50, "/": 0.20, "/pricing": 0.07, "/product": 0.09, "/product/dashboards": 0.02,
-          "/product/attribution": 0.02, "/product/forecasting": 0.01, "/integrations": 0.02,
-          "/customers": 0.01, "/about": 0.01, "/careers": 0.01, "/security": 0.01,
-          "/resources/roi-calculator": 0.02, "/resources/benchmark-report": 0.01},
+    ORG: {
+        BLOG: 0.50,
+        "/": 0.20,
+        "/pricing": 0.07,
+        "/product": 0.09,
+        "/product/dashboards": 0.02,
+        "/product/attribution": 0.02,
+        "/product/forecasting": 0.01,
+        "/integrations": 0.02,
+        "/customers": 0.01,
+        "/about": 0.01,
+        "/careers": 0.01,
+        "/security": 0.01,
+        "/resources/roi-calculator": 0.02,
+        "/resources/benchmark-report": 0.01,
+    },
     PSE: {"/pricing": 0.20, "/demo": 0.30, "/lp/free-trial": 0.45, "/lp/demo-video": 0.05},
     PSO: {BLOG: 0.25, "/lp/kpi-template": 0.40, "/lp/roi-guide": 0.30, "/resources/benchmark-report": 0.05},
     EML: {BLOG: 0.50, "/webinars": 0.40, "/product/forecasting": 0.05, "/product/dashboards": 0.05},
     REF: {"/": 0.55, "/integrations": 0.35, "/partners": 0.05, "/customers": 0.05},
-    DIR: {"/": 0.70, "/pricing": 0.12, "/product": 0.10, "/careers": 0.03, "/about": 0.03,
-          "/security": 0.02},
+    DIR: {"/": 0.70, "/pricing": 0.12, "/product": 0.10, "/careers": 0.03, "/about": 0.03, "/security": 0.02},
     EVT: {"/webinars": 0.70, "/events": 0.10, "/": 0.20},
 }
 # landing pages of leads per channel; None: no landing page (phone and chat). Events leads come from
 # the calendar: webinar registrations land on /webinars, badge scans have no landing page.
 LEAD_PAGES: dict[int, dict[str | None, float]] = {
-    ORG: {BLOG: 0.35, "/demo": 0.20, "/pricing": 0.10, "/resources/benchmark-report": 0.12,
-          "/resources/roi-calculator": 0.10, "/contact": 0.08, "/": 0.05},
-    PSE: {"/demo": 0.30, "/lp/free-trial": 0.30, "/lp/demo-video": 0.20, "/pricing": 0.10,
-          "/lp/roi-guide": 0.10},
-    PSO: {"/lp/kpi-template": 0.40, "/lp/roi-guide": 0.35, "/webinars": 0.15,
-          "/resources/benchmark-report": 0.10},
-    EML: {"/webinars": 0.35, "/resources/benchmark-report": 0.20, "/demo": 0.20, BLOG: 0.15,
-          "/pricing": 0.10},
+    ORG: {
+        BLOG: 0.35,
+        "/demo": 0.20,
+        "/pricing": 0.10,
+        "/resources/benchmark-report": 0.12,
+        "/resources/roi-calculator": 0.10,
+        "/contact": 0.08,
+        "/": 0.05,
+    },
+    PSE: {"/demo": 0.30, "/lp/free-trial": 0.30, "/lp/demo-video": 0.20, "/pricing": 0.10, "/lp/roi-guide": 0.10},
+    PSO: {"/lp/kpi-template": 0.40, "/lp/roi-guide": 0.35, "/webinars": 0.15, "/resources/benchmark-report": 0.10},
+    EML: {"/webinars": 0.35, "/resources/benchmark-report": 0.20, "/demo": 0.20, BLOG: 0.15, "/pricing": 0.10},
     REF: {"/demo": 0.35, "/partners": 0.20, "/integrations": 0.15, "/": 0.15, "/contact": 0.15},
     DIR: {"/demo": 0.30, "/contact": 0.20, "/pricing": 0.15, "/": 0.20, None: 0.15},
 }
 BLOG_TOPICS = (
-    "pipeline", "attribution", "cac", "roi", "funnel", "mql", "lead-scoring", "forecasting", "churn", "ltv",
-    "budget", "dashboards", "seo", "abm", "conversion", "cohorts", "benchmarks", "revops", "payback", "kpis",
+    "pipeline",
+    "attribution",
+    "cac",
+    "roi",
+    "funnel",
+    "mql",
+    "lead-scoring",
+    "forecasting",
+    "churn",
+    "ltv",
+    "budget",
+    "dashboards",
+    "seo",
+    "abm",
+    "conversion",
+    "cohorts",
+    "benchmarks",
+    "revops",
+    "payback",
+    "kpis",
 )
 BLOG_KINDS = (
-    "guide", "mistakes", "checklist", "template", "explained", "metrics", "playbook", "examples", "basics",
-    "trends", "faq", "tools", "tips", "myths", "math",
+    "guide",
+    "mistakes",
+    "checklist",
+    "template",
+    "explained",
+    "metrics",
+    "playbook",
+    "examples",
+    "basics",
+    "trends",
+    "faq",
+    "tools",
+    "tips",
+    "myths",
+    "math",
 )
 BLOG_AUDIENCES = ("saas", "startups", "cmos", "revops", "agencies", "finance", "sales", "founders")
-ACRONYMS = {"cac": "CAC", "roi": "ROI", "mql": "MQL", "ltv": "LTV", "seo": "SEO", "abm": "ABM", "kpis": "KPIs",
-            "faq": "FAQ", "saas": "SaaS", "cmos": "CMOs", "revops": "RevOps"}
+ACRONYMS = {
+    "cac": "CAC",
+    "roi": "ROI",
+    "mql": "MQL",
+    "ltv": "LTV",
+    "seo": "SEO",
+    "abm": "ABM",
+    "kpis": "KPIs",
+    "faq": "FAQ",
+    "saas": "SaaS",
+    "cmos": "CMOs",
+    "revops": "RevOps",
+}
 PARTNER_WORDS = (
-    ("north", "blue", "summit", "data", "bright", "clear", "growth", "signal", "metric", "true", "peak",
-     "rapid", "stone", "river", "cloud", "apex", "core", "nova", "pine", "iron", "silver", "golden", "urban",
-     "prime", "vector", "orbit", "delta", "alpine", "harbor", "cedar"),
-    ("analytics", "partners", "consulting", "labs", "digital", "group", "advisors", "media", "studio",
-     "works", "insights", "agency", "ventures", "solutions", "marketing", "revops", "collective", "io", "hq",
-     "tech"),
+    (
+        "north",
+        "blue",
+        "summit",
+        "data",
+        "bright",
+        "clear",
+        "growth",
+        "signal",
+        "metric",
+        "true",
+        "peak",
+        "rapid",
+        "stone",
+        "river",
+        "cloud",
+        "apex",
+        "core",
+        "nova",
+        "pine",
+        "iron",
+        "silver",
+        "golden",
+        "urban",
+        "prime",
+        "vector",
+        "orbit",
+        "delta",
+        "alpine",
+        "harbor",
+        "cedar",
+    ),
+    (
+        "analytics",
+        "partners",
+        "consulting",
+        "labs",
+        "digital",
+        "group",
+        "advisors",
+        "media",
+        "studio",
+        "works",
+        "insights",
+        "agency",
+        "ventures",
+        "solutions",
+        "marketing",
+        "revops",
+        "collective",
+        "io",
+        "hq",
+        "tech",
+    ),
 )
 # goal: completion rate per session, multiplied for landing pages starting with a prefix
 GOAL_RATES = {
@@ -263,13 +419,15 @@ STEPPED = ("software", "labor", "sales")
 PRE_TOUCHES = np.array([1.0, 1.4, 0.9, 1.9, 1.3, 2.1, 0.9])  # mean touches before the lead, by its channel
 MID_TOUCHES = (0.45, 0.6)  # mean touches after the lead, plus this for SQLs
 # channel mix of touches before the lead, in between, at the deal's creation and near a win
-TOUCH_MIX = np.array([
-    [0.32, 0.17, 0.10, 0.08, 0.13, 0.10, 0.10],
-    [0.0] * 7,  # the lead's own touch: its channel
-    [0.14, 0.06, 0.03, 0.32, 0.05, 0.30, 0.10],
-    [0.10, 0.10, 0.0, 0.25, 0.10, 0.45, 0.0],
-    [0.05, 0.10, 0.0, 0.25, 0.0, 0.60, 0.0],
-])
+TOUCH_MIX = np.array(
+    [
+        [0.32, 0.17, 0.10, 0.08, 0.13, 0.10, 0.10],
+        [0.0] * 7,  # the lead's own touch: its channel
+        [0.14, 0.06, 0.03, 0.32, 0.05, 0.30, 0.10],
+        [0.10, 0.10, 0.0, 0.25, 0.10, 0.45, 0.0],
+        [0.05, 0.10, 0.0, 0.25, 0.0, 0.60, 0.0],
+    ]
+)
 MAX_TOUCHES = 8
 
 #: independent random streams, so that changing one table leaves the others' draws alone
@@ -277,6 +435,7 @@ STREAMS = ("world", "leads", "opportunities", "revenue", "touchpoints", "web", "
 
 
 # --- calendar and sampling helpers (days and seconds since 1970-01-01) ------------------------------
+
 
 def _day(iso: str) -> int:
     return int(np.datetime64(iso, "D").astype(np.int64))
@@ -370,6 +529,7 @@ def _days_to_seconds(rng_draw: np.ndarray) -> np.ndarray:
 
 # --- the world: calendar, demand, campaigns, events, pages and sources ------------------------------
 
+
 class _World:
     """What the tables share: calendar, expected leads and visits per day and channel, the campaigns,
     the event calendar and the site (pages and traffic sources)."""
@@ -404,8 +564,9 @@ class _World:
         lead_base = base * WEEKDAY_LEADS[_weekday(self.days)]  # expected demand, without noise
         # Scale to LEADS_PER_YEAR at the trend level of `start`, so that a shorter period has fewer
         # leads; the noise moves leads between days, not the total.
-        target = LEADS_PER_YEAR * scale * lead_base[self.visible].sum() / (
-            365.25 * SEASON.mean() * WEEKDAY_LEADS.mean())
+        target = (
+            LEADS_PER_YEAR * scale * lead_base[self.visible].sum() / (365.25 * SEASON.mean() * WEEKDAY_LEADS.mean())
+        )
         noise = _smooth_noise(rng, len(self.days), 0.06)
         lead_base *= noise
         web_base = base * noise * WEEKDAY_WEB[_weekday(self.days)]
@@ -446,7 +607,8 @@ class _World:
             hi = _month_of(_day(last + "-01")) if last else months[-1]
             # row channel * n_months + month: the campaign mix within a channel in a month
             self.campaign_weights[ch * self.n_months + np.arange(self.n_months), k] = weight * (
-                (months >= lo) & (months <= hi))
+                (months >= lo) & (months <= hi)
+            )
         ev = self._events()
         self.ev_name = [e[0] for e in ev]
         self.ev_day = np.array([e[1] for e in ev], dtype=np.int64)
@@ -505,8 +667,10 @@ class _World:
         src = [(ch, s, m, w) for ch, rows in SOURCES.items() for s, m, w, at in rows if at <= self.scale]
         n_partners = round(PARTNERS_PER_SCALE * self.scale)
         zipf = 1.0 / np.arange(1, n_partners + 1)
-        src += [(REF, name, "referral", PARTNER_SHARE * z / zipf.sum())
-                for name, z in zip(_partner_domains(rng, n_partners), zipf, strict=True)]
+        src += [
+            (REF, name, "referral", PARTNER_SHARE * z / zipf.sum())
+            for name, z in zip(_partner_domains(rng, n_partners), zipf, strict=True)
+        ]
         self.source_channel = np.array([s[0] for s in src])
         self.sources = pa.array([s[1] for s in src], type=pa.string())
         self.mediums = pa.array([s[2] for s in src], type=pa.string())
@@ -524,8 +688,7 @@ class _World:
         idx = np.where(recent, n_pub - rng.geometric(0.9, len(days)), idx)
         return np.where(n_pub > 0, self.n_core + np.clip(idx, 0, n_pub - 1), -1)
 
-    def page(self, rng: np.random.Generator, slot: np.ndarray, days: np.ndarray,
-             recent: np.ndarray) -> np.ndarray:
+    def page(self, rng: np.random.Generator, slot: np.ndarray, days: np.ndarray, recent: np.ndarray) -> np.ndarray:
         """Page index from a column of the page weights: a core page, a blog post, or -1 for None."""
         page = np.where(slot < self.n_core, slot, -1)
         blog = slot == self.n_core
@@ -546,8 +709,7 @@ def _blog_slugs(rng: np.random.Generator, n: int) -> list[str]:
         [f"{t}-{k}" for t, k in itertools.product(BLOG_TOPICS, BLOG_KINDS)],
         [f"{t}-{k}-for-{a}" for t, k, a in itertools.product(BLOG_TOPICS, BLOG_KINDS, BLOG_AUDIENCES)],
         [f"{t}-{k}-{y}" for t, k, y in itertools.product(BLOG_TOPICS, BLOG_KINDS, years)],
-        [f"{t}-{k}-for-{a}-{y}"
-         for t, k, a, y in itertools.product(BLOG_TOPICS, BLOG_KINDS, BLOG_AUDIENCES, years)],
+        [f"{t}-{k}-for-{a}-{y}" for t, k, a, y in itertools.product(BLOG_TOPICS, BLOG_KINDS, BLOG_AUDIENCES, years)],
     ]
     out: list[str] = []
     for level in levels:
@@ -569,6 +731,7 @@ def _partner_domains(rng: np.random.Generator, n: int) -> list[str]:
 
 
 # --- tables, as numpy arrays ------------------------------------------------------------------------
+
 
 def _leads(rng: np.random.Generator, w: _World) -> dict[str, np.ndarray]:
     """All leads from the warm-up on, sorted by creation time, with their funnel milestones."""
@@ -602,8 +765,11 @@ def _leads(rng: np.random.Generator, w: _World) -> dict[str, np.ndarray]:
     n, ch, created = len(leads["created"]), leads["channel"], leads["created"]
 
     # Funnel: demo requests qualify within the hour, others after some nurturing; SQL and deal follow.
-    mql = np.where(rng.random(n) < 0.4, created + rng.integers(60, 3600, n),
-                   _next_business(rng, created + _days_to_seconds(rng.exponential(4.0, n))))
+    mql = np.where(
+        rng.random(n) < 0.4,
+        created + rng.integers(60, 3600, n),
+        _next_business(rng, created + _days_to_seconds(rng.exponential(4.0, n))),
+    )
     sql = _next_business(rng, mql + 3600 + _days_to_seconds(rng.exponential(3.0, n)))
     opp = _next_business(rng, sql + 3600 + _days_to_seconds(rng.exponential(6.0, n)))
     group = ch * 10_000 + _month_of(created // DAY) // 12  # channel and year
@@ -614,17 +780,14 @@ def _leads(rng: np.random.Generator, w: _World) -> dict[str, np.ndarray]:
     is_mql &= mql <= w.end_ts  # a milestone after the last day has not happened (yet)
     is_sql &= is_mql & (sql <= w.end_ts)
     has_opp &= is_sql & (opp <= w.end_ts)
-    return leads | {"mql": mql, "sql": sql, "opp": opp, "is_mql": is_mql, "is_sql": is_sql,
-                    "has_opp": has_opp}
+    return leads | {"mql": mql, "sql": sql, "opp": opp, "is_mql": is_mql, "is_sql": is_sql, "has_opp": has_opp}
 
 
-def _opportunities(rng: np.random.Generator, w: _World,
-                   leads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _opportunities(rng: np.random.Generator, w: _World, leads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Lead-sourced and sales-sourced deals (warm-up ones too, for revenue), sorted by creation."""
     from_lead = np.flatnonzero(leads["has_opp"])
     # Sales-sourced deals follow demand too, about SALES_SOURCED_SHARE of all deals.
-    opp_per_lead = np.average(MQL_RATE * SQL_RATE * OPP_RATE, weights=LEAD_SHARE + EVENTS_SHARE * (
-        np.arange(7) == EVT))
+    opp_per_lead = np.average(MQL_RATE * SQL_RATE * OPP_RATE, weights=LEAD_SHARE + EVENTS_SHARE * (np.arange(7) == EVT))
     lam = w.lead_lambda.sum(axis=1) * opp_per_lead * SALES_SOURCED_SHARE / (1 - SALES_SOURCED_SHARE)
     ss_created = _next_business(rng, np.repeat(w.days, rng.poisson(lam)) * DAY)
     ss_created = ss_created[ss_created <= w.end_ts]
@@ -662,8 +825,16 @@ def _opportunities(rng: np.random.Generator, w: _World,
     price = np.interp(created / DAY, w.days, w.trend) ** 0.3  # list prices rise a few % a year
     median = np.where(expansion, EXPANSION_MEDIAN, DEAL_MEDIAN[origin]) * price
     amount = np.round(np.clip(rng.lognormal(np.log(median), 0.35), 3_000, 250_000), -2)
-    return {"created": created, "closed": closed, "lead": lead, "origin": origin, "stage": stage,
-            "amount": amount, "visible": visible, "account": account}
+    return {
+        "created": created,
+        "closed": closed,
+        "lead": lead,
+        "origin": origin,
+        "stage": stage,
+        "amount": amount,
+        "visible": visible,
+        "account": account,
+    }
 
 
 def _revenue(rng: np.random.Generator, w: _World, opps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -700,8 +871,9 @@ def _revenue(rng: np.random.Generator, w: _World, opps: dict[str, np.ndarray]) -
     return {"month": _month_start(months), "revenue": np.round(np.maximum(target, recognised + 0.1 * target), 2)}
 
 
-def _touchpoints(rng: np.random.Generator, w: _World, leads: dict[str, np.ndarray], written: np.ndarray,
-                 opps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _touchpoints(
+    rng: np.random.Generator, w: _World, leads: dict[str, np.ndarray], written: np.ndarray, opps: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Journeys of the written leads: touches before, at creation, in between, at the deal and near a
     win, sorted by lead and time."""
     ch, created = leads["channel"][written], leads["created"][written]
@@ -746,13 +918,15 @@ def _touchpoints(rng: np.random.Generator, w: _World, leads: dict[str, np.ndarra
         last = np.searchsorted(ev_ts, t, side="right") - 1
         nxt = np.searchsorted(ev_ts, created[lead], side="right")
         j = np.clip(np.where(kind == 0, last, nxt), 0, len(ev_ts) - 1)
-        fits = np.where(kind == 0, (last >= 0) & (t - ev_ts[j] < 120 * DAY) & (w.ev_day[j] >= w.start),
-                        (nxt < len(ev_ts)) & (ev_ts[j] <= upper[lead]))
+        fits = np.where(
+            kind == 0,
+            (last >= 0) & (t - ev_ts[j] < 120 * DAY) & (w.ev_day[j] >= w.start),
+            (nxt < len(ev_ts)) & (ev_ts[j] <= upper[lead]),
+        )
         good = snap & fits
         at = ev_ts[j] + (rng.random(len(t)) * w.ev_days[j]).astype(np.int64) * DAY
         at += _business_seconds(rng, len(t))
-        at = np.where(kind == 0, np.minimum(at, created[lead] - 60),
-                      np.clip(at, created[lead] + 60, upper[lead]))
+        at = np.where(kind == 0, np.minimum(at, created[lead] - 60), np.clip(at, created[lead] + 60, upper[lead]))
         t = np.where(good, at, t)
         campaign = np.where(good, w.ev_campaign[j], campaign)
     channel = np.where(snap & ~good, np.where(kind == 0, ORG, EML), channel)
@@ -793,8 +967,15 @@ def _web(rng: np.random.Generator, w: _World) -> tuple[dict[str, np.ndarray], ..
     pageviews = sessions + rng.poisson(sessions * (PAGES_PER_SESSION[ch] - 1))
     users = 1 + rng.binomial(sessions - 1, 0.88)
     web = {
-        "day": days[day], "ch": ch, "src": src, "dev": dev, "page": page, "sessions": sessions,
-        "users": users, "new_users": rng.binomial(users, NEW_USERS[ch]), "pageviews": pageviews,
+        "day": days[day],
+        "ch": ch,
+        "src": src,
+        "dev": dev,
+        "page": page,
+        "sessions": sessions,
+        "users": users,
+        "new_users": rng.binomial(users, NEW_USERS[ch]),
+        "pageviews": pageviews,
         "engaged": rng.binomial(sessions, 1 - np.minimum(BOUNCE[ch] * DEVICE_BOUNCE[dev], 0.9)),
         "duration": np.round(rng.gamma(0.8 * sessions, SECONDS_PER_SESSION[ch] * DEVICE_SECONDS[dev] / 0.8)),
     }
@@ -813,20 +994,28 @@ def _web(rng: np.random.Generator, w: _World) -> tuple[dict[str, np.ndarray], ..
         done.append(completions[nz])
     gkey, inv = np.unique(np.concatenate(gkeys), return_inverse=True)
     goal, gkey = gkey % len(GOALS), gkey // len(GOALS)
-    goals = {"day": days[gkey // n_pages // len(CHANNELS)], "ch": gkey // n_pages % len(CHANNELS),
-             "page": gkey % n_pages, "goal": goal,
-             "completions": np.bincount(inv, weights=np.concatenate(done)).astype(np.int64)}
+    goals = {
+        "day": days[gkey // n_pages // len(CHANNELS)],
+        "ch": gkey // n_pages % len(CHANNELS),
+        "page": gkey % n_pages,
+        "goal": goal,
+        "completions": np.bincount(inv, weights=np.concatenate(done)).astype(np.int64),
+    }
 
     # Blog reach for `content`: monthly page views of each post as a landing page.
     b = w.is_blog[page]
     bkey, inv = np.unique((_month_of(days[day[b]]) - months[0]) * n_pages + page[b], return_inverse=True)
-    blog = {"day": _month_start(bkey // n_pages + months[0]), "page": bkey % n_pages,
-            "views": np.bincount(inv, weights=pageviews[b]).astype(np.int64)}
+    blog = {
+        "day": _month_start(bkey // n_pages + months[0]),
+        "page": bkey % n_pages,
+        "views": np.bincount(inv, weights=pageviews[b]).astype(np.int64),
+    }
     return web, goals, blog
 
 
-def _content(rng: np.random.Generator, w: _World, lead_created: np.ndarray,
-             blog: dict[str, np.ndarray]) -> dict[str, np.ndarray | pa.Array]:
+def _content(
+    rng: np.random.Generator, w: _World, lead_created: np.ndarray, blog: dict[str, np.ndarray]
+) -> dict[str, np.ndarray | pa.Array]:
     """E-mails, webinars, conferences and print ads on their day; blog posts by month."""
     nan = np.nan  # not applicable
     # day, asset, type (index into CONTENT_TYPES), views, e-mails sent, open rate, attendees
@@ -840,16 +1029,27 @@ def _content(rng: np.random.Generator, w: _World, lead_created: np.ndarray,
             update = _next_weekday(int(first) + 7, 3)
             rows.append((update, f"Product Update {y} Q{q}", 1, nan, size, 0.3, nan))
         if mo % 3 == 1:
-            rows.append((_next_weekday(int(first), 0), f"Print Ad: MarTech Monthly {y} Q{q}", 4,
-                         40_000 * w.scale, nan, nan, nan))
+            rows.append(
+                (
+                    _next_weekday(int(first), 0),
+                    f"Print Ad: MarTech Monthly {y} Q{q}",
+                    4,
+                    40_000 * w.scale,
+                    nan,
+                    nan,
+                    nan,
+                )
+            )
     for e in np.flatnonzero(w.ev_day >= w.start):
         name, day, lam = w.ev_name[e], int(w.ev_day[e]), float(w.ev_lambda[e])
         if w.ev_webinar[e]:
             registrants = 6.0 * lam  # most registrants are known contacts, not new leads
             invited = float(np.interp(day, month_days, audience))
-            rows += [(day - 14, f"Invite: {name}", 1, nan, invited, 0.22, nan),
-                     (day - 1, f"Reminder: {name}", 1, nan, registrants, 0.45, nan),
-                     (day, name, 2, 0.25 * registrants, nan, nan, 0.42 * registrants)]  # views: replays
+            rows += [
+                (day - 14, f"Invite: {name}", 1, nan, invited, 0.22, nan),
+                (day - 1, f"Reminder: {name}", 1, nan, registrants, 0.45, nan),
+                (day, name, 2, 0.25 * registrants, nan, nan, 0.42 * registrants),
+            ]  # views: replays
         else:
             rows.append((day, name, 3, nan, nan, nan, 2.5 * lam))  # booth visitors
             if name.startswith("B2B Marketing Expo"):
@@ -861,8 +1061,11 @@ def _content(rng: np.random.Generator, w: _World, lead_created: np.ndarray,
     # Counts get noise; opens are drawn from the sends, so they never exceed them.
     views = np.where(np.isnan(views), nan, rng.poisson(np.nan_to_num(views)))
     sends = np.where(np.isnan(sends), nan, np.round(np.nan_to_num(sends) * rng.uniform(0.9, 1.0, n)))
-    opens = np.where(np.isnan(sends), nan, rng.binomial(np.nan_to_num(sends).astype(np.int64),
-                                                         np.nan_to_num(rate) * rng.uniform(0.85, 1.15, n)))
+    opens = np.where(
+        np.isnan(sends),
+        nan,
+        rng.binomial(np.nan_to_num(sends).astype(np.int64), np.nan_to_num(rate) * rng.uniform(0.85, 1.15, n)),
+    )
     attendees = np.where(np.isnan(attendees), nan, rng.poisson(np.nan_to_num(attendees)))
 
     nb = len(blog["page"])
@@ -921,20 +1124,26 @@ def _spend(rng: np.random.Generator, w: _World) -> dict[str, np.ndarray]:
         parts.append((first, len(CHANNELS) if ch is None else ch, k, cost_type, cost))
 
     n_ch, n_k, n_t = len(CHANNELS) + 1, len(names), len(COST_TYPES)  # campaign -1 (none) is stored as n_k - 1
-    key = np.concatenate([(((d - first[0]) * n_ch + ch) * n_k + k % n_k) * n_t + COST_TYPES.index(t)
-                          for d, ch, k, t, _ in parts])
+    key = np.concatenate(
+        [(((d - first[0]) * n_ch + ch) * n_k + k % n_k) * n_t + COST_TYPES.index(t) for d, ch, k, t, _ in parts]
+    )
     key, inv = np.unique(key, return_inverse=True)
     amount = np.round(np.bincount(inv, weights=np.concatenate([c for *_, c in parts])), 2)
     key, amount = key[amount > 0], amount[amount > 0]
-    return {"day": first[0] + key // n_t // n_k // n_ch, "channel": key // n_t // n_k % n_ch,
-            "campaign": key // n_t % n_k, "cost_type": key % n_t, "amount": amount}
+    return {
+        "day": first[0] + key // n_t // n_k // n_ch,
+        "channel": key // n_t // n_k % n_ch,
+        "campaign": key // n_t % n_k,
+        "cost_type": key % n_t,
+        "amount": amount,
+    }
 
 
 # --- output -----------------------------------------------------------------------------------------
 
+
 def _ts(seconds: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    return pa.array(np.asarray(seconds, dtype=np.int64), mask=None if valid is None else ~valid,
-                    type=pa.timestamp("s"))
+    return pa.array(np.asarray(seconds, dtype=np.int64), mask=None if valid is None else ~valid, type=pa.timestamp("s"))
 
 
 def _date(days: np.ndarray) -> pa.Array:
@@ -987,8 +1196,15 @@ def _write(table: pa.Table, path: Path, fmt: str) -> None:
         pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
 
-def generate(out: str | Path, *, seed: int = 42, scale: float = 1.0, fmt: str = "csv",
-             start: str = "2021-01-01", end: str = "2026-10-20") -> dict[str, int]:
+def generate(
+    out: str | Path,
+    *,
+    seed: int = 42,
+    scale: float = 1.0,
+    fmt: str = "csv",
+    start: str = "2021-01-01",
+    end: str = "2026-10-20",
+) -> dict[str, int]:
     """Write one file per contract table into `out` (`<table>.csv` or `<table>.parquet`); return row counts.
 
     Parameters
@@ -1037,47 +1253,77 @@ def generate(out: str | Path, *, seed: int = 42, scale: float = 1.0, fmt: str = 
             r = _revenue(rng["revenue"], w, opps)
             return {"month": _date(r["month"]), "revenue": pa.array(r["revenue"])}
         if name == "web_sessions":
-            return {"date": _date(web["day"]), "channel": channels.take(web["ch"]),
-                    "source": w.sources.take(web["src"]), "medium": w.mediums.take(web["src"]),
-                    "device": _labels(DEVICES, web["dev"]), "landing_page": w.pages.take(web["page"]),
-                    "sessions": _count(web["sessions"]), "users": _count(web["users"]),
-                    "new_users": _count(web["new_users"]), "pageviews": _count(web["pageviews"]),
-                    "engaged_sessions": _count(web["engaged"]),
-                    "session_duration_s": pa.array(web["duration"])}
+            return {
+                "date": _date(web["day"]),
+                "channel": channels.take(web["ch"]),
+                "source": w.sources.take(web["src"]),
+                "medium": w.mediums.take(web["src"]),
+                "device": _labels(DEVICES, web["dev"]),
+                "landing_page": w.pages.take(web["page"]),
+                "sessions": _count(web["sessions"]),
+                "users": _count(web["users"]),
+                "new_users": _count(web["new_users"]),
+                "pageviews": _count(web["pageviews"]),
+                "engaged_sessions": _count(web["engaged"]),
+                "session_duration_s": pa.array(web["duration"]),
+            }
         if name == "web_goals":
-            return {"date": _date(goals["day"]), "channel": channels.take(goals["ch"]),
-                    "landing_page": w.pages.take(goals["page"]), "goal": _labels(GOALS, goals["goal"]),
-                    "completions": _count(goals["completions"])}
+            return {
+                "date": _date(goals["day"]),
+                "channel": channels.take(goals["ch"]),
+                "landing_page": w.pages.take(goals["page"]),
+                "goal": _labels(GOALS, goals["goal"]),
+                "completions": _count(goals["completions"]),
+            }
         if name == "leads":
-            return {"lead_id": lead_ids, "created_at": _ts(leads["created"][written]),
-                    "channel": channels.take(leads["channel"][written]),
-                    "campaign": _labels(w.campaign_names, leads["campaign"][written]),
-                    "landing_page": _labels(w.pages, leads["page"][written]),
-                    "mql_at": _ts(leads["mql"][written], leads["is_mql"][written]),
-                    "sql_at": _ts(leads["sql"][written], leads["is_sql"][written])}
+            return {
+                "lead_id": lead_ids,
+                "created_at": _ts(leads["created"][written]),
+                "channel": channels.take(leads["channel"][written]),
+                "campaign": _labels(w.campaign_names, leads["campaign"][written]),
+                "landing_page": _labels(w.pages, leads["page"][written]),
+                "mql_at": _ts(leads["mql"][written], leads["is_mql"][written]),
+                "sql_at": _ts(leads["sql"][written], leads["is_sql"][written]),
+            }
         if name == "opportunities":
             o = {k: v[opps["visible"]] for k, v in opps.items()}
             lead = pa.array(lead_row[np.maximum(o["lead"], 0)], mask=o["lead"] < 0)
-            return {"opportunity_id": _ids("O", len(o["created"]), 6), "lead_id": lead_ids.take(lead),
-                    "account_id": _ids("A", int(o["account"].max(initial=-1)) + 1, 5).take(o["account"]),
-                    "created_at": _ts(o["created"]),
-                    "closed_at": _ts(o["closed"], o["stage"] != STAGES.index("open")),
-                    "stage": _labels(STAGES, o["stage"]), "amount": pa.array(o["amount"])}
+            return {
+                "opportunity_id": _ids("O", len(o["created"]), 6),
+                "lead_id": lead_ids.take(lead),
+                "account_id": _ids("A", int(o["account"].max(initial=-1)) + 1, 5).take(o["account"]),
+                "created_at": _ts(o["created"]),
+                "closed_at": _ts(o["closed"], o["stage"] != STAGES.index("open")),
+                "stage": _labels(STAGES, o["stage"]),
+                "amount": pa.array(o["amount"]),
+            }
         if name == "spend":
             s = _spend(rng["spend"], w)
-            return {"date": _date(s["day"]), "channel": channels.take(s["channel"]),
-                    "campaign": w.campaign_names.take(s["campaign"]),
-                    "cost_type": _labels(COST_TYPES, s["cost_type"]),
-                    "amount": pa.array(s["amount"])}
+            return {
+                "date": _date(s["day"]),
+                "channel": channels.take(s["channel"]),
+                "campaign": w.campaign_names.take(s["campaign"]),
+                "cost_type": _labels(COST_TYPES, s["cost_type"]),
+                "amount": pa.array(s["amount"]),
+            }
         if name == "touchpoints":
             t = _touchpoints(rng["touchpoints"], w, leads, written, opps)
-            return {"lead_id": lead_ids.take(t["lead"]), "touched_at": _ts(t["t"]),
-                    "channel": channels.take(t["channel"]),
-                    "campaign": _labels(w.campaign_names, t["campaign"])}
+            return {
+                "lead_id": lead_ids.take(t["lead"]),
+                "touched_at": _ts(t["t"]),
+                "channel": channels.take(t["channel"]),
+                "campaign": _labels(w.campaign_names, t["campaign"]),
+            }
         c = _content(rng["content"], w, leads["created"][written], blog)
-        return {"date": _date(c["day"]), "asset": c["asset"], "asset_type": _labels(CONTENT_TYPES, c["kind"]),
-                "views": _count(c["views"]), "email_sends": _count(c["sends"]),
-                "email_opens": _count(c["opens"]), "attendees": _count(c["attendees"])}
+        return {
+            "date": _date(c["day"]),
+            "asset": c["asset"],
+            "asset_type": _labels(CONTENT_TYPES, c["kind"]),
+            "views": _count(c["views"]),
+            "email_sends": _count(c["sends"]),
+            "email_opens": _count(c["opens"]),
+            "attendees": _count(c["attendees"]),
+        }
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

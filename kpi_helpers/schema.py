@@ -73,8 +73,7 @@ CONTRACT: dict[str, Table] = {
     for t in (
         Table(
             "revenue",
-            "Company revenue history by month (finance's closed months); at least 4 fiscal years "
-            "for goal setting.",
+            "Company revenue history by month (finance's closed months); at least 4 fiscal years for goal setting.",
             (
                 _c("month", "date", "First day of the month", unique=True),
                 _c("revenue", "amount", "Revenue recognised in the month"),
@@ -122,10 +121,8 @@ CONTRACT: dict[str, Table] = {
                 _c("channel", "string", "Channel that created the lead (lead source)"),
                 _c("campaign", "string", "Campaign that created the lead", nullable=True, optional=True),
                 _c("landing_page", "string", "Landing page of the conversion", nullable=True, optional=True),
-                _c("mql_at", "timestamp", "When it became a marketing-qualified lead; empty if never",
-                   nullable=True),
-                _c("sql_at", "timestamp", "When it became a sales-qualified lead; empty if never",
-                   nullable=True),
+                _c("mql_at", "timestamp", "When it became a marketing-qualified lead; empty if never", nullable=True),
+                _c("sql_at", "timestamp", "When it became a sales-qualified lead; empty if never", nullable=True),
             ),
         ),
         Table(
@@ -133,8 +130,12 @@ CONTRACT: dict[str, Table] = {
             "Sales opportunities (deals); lead_id empty for sales-sourced deals.",
             (
                 _c("opportunity_id", "string", "Unique opportunity id", unique=True),
-                _c("lead_id", "string", "Lead it came from (must exist in leads); empty if sales-sourced",
-                   nullable=True),
+                _c(
+                    "lead_id",
+                    "string",
+                    "Lead it came from (must exist in leads); empty if sales-sourced",
+                    nullable=True,
+                ),
                 _c("account_id", "string", "Customer account"),
                 _c("created_at", "timestamp", "When the opportunity was created"),
                 _c("closed_at", "timestamp", "When it was won or lost; empty while open", nullable=True),
@@ -154,8 +155,7 @@ CONTRACT: dict[str, Table] = {
                 _c("date", "date", "Day (or first day of the month) of the cost"),
                 _c("channel", "string", f"Channel; `{UNALLOCATED}` for cost not tied to one"),
                 _c("campaign", "string", "Campaign", nullable=True, optional=True),
-                _c("cost_type", "string", "media, software, production, labor, overhead or sales",
-                   accepted=COST_TYPES),
+                _c("cost_type", "string", "media, software, production, labor, overhead or sales", accepted=COST_TYPES),
                 _c("amount", "amount", "Cost"),
             ),
         ),

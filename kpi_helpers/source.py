@@ -230,8 +230,10 @@ class DataSource:
         except ImportError:
             raise KpiError("the pyspark engine needs PySpark: pip install 'pyspark>=3.5,<4.1'") from None
         spark = SparkSession.getActiveSession() or (
-            SparkSession.builder.appName("kpi-kit").config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC").getOrCreate()
+            SparkSession.builder.appName("kpi-kit")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
         if data is not None:
@@ -246,8 +248,9 @@ class DataSource:
                     frame = spark.read.option("header", True).option("encoding", "UTF-8").csv(str(path))
                 frame.createOrReplaceTempView(table.name)
         con = ibis.pyspark.connect(spark)
-        return cls.from_connection(con, settings=settings, validate=validate,
-                                   name=f"pyspark {data}" if data else "pyspark catalog")
+        return cls.from_connection(
+            con, settings=settings, validate=validate, name=f"pyspark {data}" if data else "pyspark catalog"
+        )
 
     @classmethod
     def _open_folder(
@@ -264,16 +267,21 @@ class DataSource:
         found = {t: _find_file(folder, t, maps.get(t, mapping_mod.TableMapping()).file) for t in wanted}
         src_name = str(folder)
         complete = all(found.get(t.name) for t in CONTRACT.values() if t.required and t.name in wanted)
-        stamp = _validated_stamp({k: v for k, v in found.items() if v}, maps) if complete and only is None \
-            else None
+        stamp = _validated_stamp({k: v for k, v in found.items() if v}, maps) if complete and only is None else None
         cache_key = stamp.name if stamp is not None else None
         cached = _typed_cache(stamp) if validate else None
         if cached is not None:
             # These exact bytes were validated and typed before: read the typed tables, skip the parse.
             con.raw_sql(f"ATTACH {_q_str(str(cached))} AS kpi_cache (READ_ONLY)")
             typed = {t: con.create_view(t, con.sql(f"SELECT * FROM kpi_cache.main.{_q_ident(t)}")) for t in CONTRACT}
-            return cls(con, typed, name=src_name, settings=settings, files={k: v for k, v in found.items() if v},
-                       cache_key=cache_key)
+            return cls(
+                con,
+                typed,
+                name=src_name,
+                settings=settings,
+                files={k: v for k, v in found.items() if v},
+                cache_key=cache_key,
+            )
         raw: dict[str, ir.Table] = {}
         files: dict[str, Path] = {}
         problems: list[Problem] = []
@@ -287,8 +295,14 @@ class DataSource:
                 continue
             if path is None:
                 if table.required:
-                    problems.append(Problem(label, "", f"a file `{table.name}.csv` or `{table.name}.parquet` "
-                                            f"in `{folder}` (required table)", 0))
+                    problems.append(
+                        Problem(
+                            label,
+                            "",
+                            f"a file `{table.name}.csv` or `{table.name}.parquet` in `{folder}` (required table)",
+                            0,
+                        )
+                    )
                 raw[table.name] = cls._empty(con, table)
                 continue
             files[table.name] = path
@@ -301,10 +315,13 @@ class DataSource:
             absent[table.name] = {c.partition("\0")[0] for c in missing}
             for c in missing:
                 col, _, why = c.partition("\0")
-                expected = (f"the mapping's expression for it to work on this export ({why})" if why else
-                            "the column to be present (required by the contract"
-                            + (f"; {spec.describe(col)}" if spec.columns else "; map it with `--mapping`")
-                            + ")")
+                expected = (
+                    f"the mapping's expression for it to work on this export ({why})"
+                    if why
+                    else "the column to be present (required by the contract"
+                    + (f"; {spec.describe(col)}" if spec.columns else "; map it with `--mapping`")
+                    + ")"
+                )
                 problems.append(Problem(path.name, col, expected, 0))
             raw[table.name] = rel
         plain: dict[str, set[str]] = {}
@@ -312,8 +329,9 @@ class DataSource:
             validate = False  # these exact bytes passed validation before (see _validated_stamp)
             plain = _read_stamp(stamp)
             stamp = None
-        typed = cls._validate_and_type(con, raw, files, problems, validate, file_source=True, name=src_name,
-                                       absent=absent, plain=plain)
+        typed = cls._validate_and_type(
+            con, raw, files, problems, validate, file_source=True, name=src_name, absent=absent, plain=plain
+        )
         # Materialise CSV tables once (parsing text on every query is slow); Parquet stays a view.
         all_csv = True
         for name, expr in typed.items():
@@ -365,8 +383,7 @@ class DataSource:
                 else:
                     sel[c.name] = ibis.null(IBIS_TYPES[c.kind])
             raw[table.name] = t.select(**sel)
-        typed = cls._validate_and_type(con, raw, {}, problems, validate, file_source=False, name=name,
-                                       absent=absent)
+        typed = cls._validate_and_type(con, raw, {}, problems, validate, file_source=False, name=name, absent=absent)
         return cls(con, typed, name=name, settings=settings)
 
     @staticmethod
@@ -375,9 +392,7 @@ class DataSource:
         return ibis.memtable(schema.to_pyarrow().empty_table())
 
     @staticmethod
-    def _raw_relation(
-        con: Any, table: Table, path: Path, spec: mapping_mod.TableMapping
-    ) -> tuple[ir.Table, list[str]]:
+    def _raw_relation(con: Any, table: Table, path: Path, spec: mapping_mod.TableMapping) -> tuple[ir.Table, list[str]]:
         reader = _reader_sql(path, spec.read)
         header = con.sql(f"SELECT * FROM {reader} LIMIT 0").columns
         exprs, missing = spec.select_exprs(table, header)
@@ -474,8 +489,9 @@ class DataSource:
                     checks.append(_Check(c.name, "a value >= 0", t[c.name] < 0, show=c.name))
             if c.accepted:
                 allowed = ", ".join(c.accepted)
-                checks.append(_Check(c.name, f"one of {allowed}",
-                                     ~blank & ~t[c.name].isin(list(c.accepted)), show=c.name))
+                checks.append(
+                    _Check(c.name, f"one of {allowed}", ~blank & ~t[c.name].isin(list(c.accepted)), show=c.name)
+                )
             if c.unique:
                 key = t[c.name]
                 # A hash aggregate and a semi-join: several times faster than a window over every row.
@@ -485,27 +501,40 @@ class DataSource:
                 checks.append(_Check(c.name, "unique values (found duplicates)", dup, show=c.name))
         # Row rules between columns (see schema.Table.rules).
         if table.name == "opportunities":
-            checks.append(_Check("closed_at", "closed_at >= created_at", t["closed_at"] < t["created_at"],
-                                 show="closed_at"))
+            checks.append(
+                _Check("closed_at", "closed_at >= created_at", t["closed_at"] < t["created_at"], show="closed_at")
+            )
             closed_stage = t["stage"].isin(["won", "lost"])
-            checks.append(_Check("closed_at", "a close date when stage is won or lost",
-                                 closed_stage & t["closed_at"].isnull(), show="stage"))
+            checks.append(
+                _Check(
+                    "closed_at",
+                    "a close date when stage is won or lost",
+                    closed_stage & t["closed_at"].isnull(),
+                    show="stage",
+                )
+            )
         elif table.name == "web_sessions":
-            checks.append(_Check("engaged_sessions", "engaged_sessions <= sessions",
-                                 t["engaged_sessions"] > t["sessions"], show="engaged_sessions"))
-            checks.append(_Check("new_users", "new_users <= users", t["new_users"] > t["users"],
-                                 show="new_users"))
+            checks.append(
+                _Check(
+                    "engaged_sessions",
+                    "engaged_sessions <= sessions",
+                    t["engaged_sessions"] > t["sessions"],
+                    show="engaged_sessions",
+                )
+            )
+            checks.append(_Check("new_users", "new_users <= users", t["new_users"] > t["users"], show="new_users"))
         elif table.name == "revenue":
             checks.append(_Check("month", "the first day of a month", t["month"].day() != 1, show="month"))
         elif table.name == "content":
-            checks.append(_Check("email_opens", "email_opens <= email_sends",
-                                 t["email_opens"] > t["email_sends"], show="email_opens"))
+            checks.append(
+                _Check(
+                    "email_opens", "email_opens <= email_sends", t["email_opens"] > t["email_sends"], show="email_opens"
+                )
+            )
         return checks
 
     @classmethod
-    def _check_table(
-        cls, table: Table, r: ir.Table, label: str, absent: set[str]
-    ) -> tuple[list[Problem], set[str]]:
+    def _check_table(cls, table: Table, r: ir.Table, label: str, absent: set[str]) -> tuple[list[Problem], set[str]]:
         """The table's problems, and its text columns that need no typing (see ``_validate_and_type``)."""
         # Columns already reported missing would only repeat as "empty in every row".
         plain = cls._plain_text_columns(table, r, absent)
@@ -513,9 +542,11 @@ class DataSource:
         if not checks:
             return [], plain
         flagged = r.mutate(**{f"__c{i}": ch.cond.fill_null(False) for i, ch in enumerate(checks)})
-        counts = flagged.aggregate(
-            **{f"__c{i}": flagged[f"__c{i}"].cast("int64").sum() for i in range(len(checks))}
-        ).execute().iloc[0]
+        counts = (
+            flagged.aggregate(**{f"__c{i}": flagged[f"__c{i}"].cast("int64").sum() for i in range(len(checks))})
+            .execute()
+            .iloc[0]
+        )
         problems = []
         order = ROW if ROW in r.columns else None
         in_file = ROW_FILE if ROW_FILE in r.columns else None
@@ -545,15 +576,17 @@ class DataSource:
 
         Tested on each column's distinct values, in one query: far cheaper than trimming every row.
         """
-        text = [c for c in table.columns
-                if c.kind == "string" and c.name not in absent and _is_string(r[c.name].type())]
+        text = [
+            c for c in table.columns if c.kind == "string" and c.name not in absent and _is_string(r[c.name].type())
+        ]
         if not text:
             return set()
         parts = []
         for i, c in enumerate(text):
             d = r.select(v=r[c.name]).filter(_.v.notnull()).distinct()
-            parts.append(d.aggregate(col=ibis.literal(i), changed=(_typed(c, d.v) != d.v).fill_null(True)
-                                     .cast("int64").sum()))
+            parts.append(
+                d.aggregate(col=ibis.literal(i), changed=(_typed(c, d.v) != d.v).fill_null(True).cast("int64").sum())
+            )
         found = ibis.union(*parts).execute() if len(parts) > 1 else parts[0].execute()
         return {text[int(i)].name for i, n in zip(found["col"], found["changed"], strict=True) if not (n or 0)}
 
@@ -569,8 +602,9 @@ class DataSource:
             if n:
                 ids = tuple(dict.fromkeys(str(x) for x in bad.select(col).limit(EXAMPLES).execute()[col]))
                 label = files[tname].name if tname in files else tname
-                problems.append(Problem(label, col, f"ids that exist in `{ref_t}.{ref_c}` (dangling references)",
-                                        n, (), ids))
+                problems.append(
+                    Problem(label, col, f"ids that exist in `{ref_t}.{ref_c}` (dangling references)", n, (), ids)
+                )
         return problems
 
     # -- using -----------------------------------------------------------------------------------
@@ -646,8 +680,9 @@ class DataSource:
 
     def quarter(self, text: str | Quarter, *, today: Any = None) -> Quarter:
         """Parse a quarter name against this source's fiscal calendar and coverage."""
-        return parse_quarter(text, fy_start_month=self.settings.fiscal_year_start_month,
-                             data_end=self.data_end, today=today)
+        return parse_quarter(
+            text, fy_start_month=self.settings.fiscal_year_start_month, data_end=self.data_end, today=today
+        )
 
     @cached_property
     def fingerprint(self) -> str:

@@ -47,8 +47,7 @@ def assert_credits(df: pd.DataFrame, expected: dict[str, tuple[float, float]]) -
 
 # Published example (Anderl et al.; the ChannelAttribution and "markovattribution" docs use it).
 PUBLISHED = pd.DataFrame(
-    {"path": ["C1 > C2 > C3", "C1", "C2 > C3"], "conversions": [1, 0, 0], "value": [1000.0, 0, 0],
-     "nulls": [0, 1, 1]}
+    {"path": ["C1 > C2 > C3", "C1", "C2 > C3"], "conversions": [1, 0, 0], "value": [1000.0, 0, 0], "nulls": [0, 1, 1]}
 )
 
 # A multi-touch path table with hand-computed credit for every rule model below.
@@ -69,17 +68,23 @@ PATH_EXPECTED = {
     # path 2 ends on Direct: the credit goes to Search, its last non-direct touch
     "last_non_direct": {"Email": (3, 350), "Search": (1, 100)},
     # 1/3 each on path 1; Direct 2/3 and Search 1/3 on path 2
-    "linear": {"Direct": (F(2, 3), F(200, 3)), "Email": (F(5, 3), 150), "Search": (1, F(400, 3)),
-               "Social": (F(2, 3), 100)},
+    "linear": {
+        "Direct": (F(2, 3), F(200, 3)),
+        "Email": (F(5, 3), 150),
+        "Search": (1, F(400, 3)),
+        "Social": (F(2, 3), 100),
+    },
     # weights 1/4, 1/2, 1 by position -> 1/7, 2/7, 4/7
-    "time_decay": {"Direct": (F(5, 7), F(500, 7)), "Email": (F(15, 7), F(1550, 7)),
-                   "Search": (F(4, 7), F(500, 7)), "Social": (F(4, 7), F(600, 7))},
+    "time_decay": {
+        "Direct": (F(5, 7), F(500, 7)),
+        "Email": (F(15, 7), F(1550, 7)),
+        "Search": (F(4, 7), F(500, 7)),
+        "Social": (F(4, 7), F(600, 7)),
+    },
     # 40/20/40 on both three-touch paths
-    "position_based": {"Direct": (0.8, 80), "Email": (1.8, 170), "Search": (1.0, 140),
-                       "Social": (0.4, 60)},
+    "position_based": {"Direct": (0.8, 80), "Email": (1.8, 170), "Search": (1.0, 140), "Social": (0.4, 60)},
     # each converting path split equally among its distinct channels
-    "shapley": {"Direct": (F(1, 2), 50), "Email": (F(5, 3), 150), "Search": (F(7, 6), 150),
-                "Social": (F(2, 3), 100)},
+    "shapley": {"Direct": (F(1, 2), 50), "Email": (F(5, 3), 150), "Search": (F(7, 6), 150), "Social": (F(2, 3), 100)},
 }
 
 
@@ -106,8 +111,7 @@ def test_markov_full_order_equals_share_of_converting_paths() -> None:
     # observed paths and removing c loses exactly the conversions (value) of the paths through c.
     out = attribute(PATHS, "markov", order=3)
     effects = {"Direct": F(1, 4), "Email": F(3, 4), "Search": F(3, 4), "Social": F(2, 4)}
-    value_effects = {"Direct": F(100, 450), "Email": F(350, 450), "Search": F(400, 450),
-                     "Social": F(300, 450)}
+    value_effects = {"Direct": F(100, 450), "Email": F(350, 450), "Search": F(400, 450), "Social": F(300, 450)}
     total, total_value = sum(effects.values()), sum(value_effects.values())
     for c in effects:
         assert out.loc[c, "conversions"] == pytest.approx(float(4 * effects[c] / total), abs=EXACT)
@@ -180,25 +184,49 @@ def test_empty_and_zero_inputs() -> None:
 # --------------------------------------------------------------------------------------- errors
 
 BAD_TABLES = [
-    pytest.param(pd.DataFrame({"path": ["A > B", ""], "conversions": [1, 1]}),
-                 r"column `path`: 1 empty path or channel \(row 1\)", id="empty-path"),
-    pytest.param(pd.DataFrame({"path": ["A >  > B"], "conversions": [1]}),
-                 r"empty path or channel \(row 0\)", id="empty-channel"),
-    pytest.param(pd.DataFrame({"path": ["A", None, "  "], "conversions": [1, 1, 1]}),
-                 r"2 empty paths or channels \(rows 1, 2\)", id="missing-paths"),
-    pytest.param(pd.DataFrame({"path": ["A", "B", "C"], "conversions": [1, -2, -1]}, index=[10, 14, 88]),
-                 r"column `conversions`: 2 negative values \(rows 14, 88\); counts must be >= 0",
-                 id="negative-conversions"),
-    pytest.param(pd.DataFrame({"path": ["A"], "conversions": [1], "nulls": [-1]}),
-                 r"column `nulls`: 1 negative value \(row 0\)", id="negative-nulls"),
-    pytest.param(pd.DataFrame({"path": ["A"], "conversions": [1], "value": [-5.0]}),
-                 r"column `value`: 1 negative value", id="negative-value"),
-    pytest.param(pd.DataFrame({"path": ["A", "B"], "conversions": ["x", 1]}),
-                 r"column `conversions`: 1 missing or non-numeric value \(row 0\)", id="non-numeric"),
-    pytest.param(pd.DataFrame({"path": ["A"], "conversions": [0], "value": [10.0]}),
-                 r"column `value`: 1 value without conversions", id="value-without-conversions"),
-    pytest.param(pd.DataFrame({"paths": ["A"], "conversion": [1]}),
-                 r"missing column\(s\) `path`, `conversions`", id="missing-columns"),
+    pytest.param(
+        pd.DataFrame({"path": ["A > B", ""], "conversions": [1, 1]}),
+        r"column `path`: 1 empty path or channel \(row 1\)",
+        id="empty-path",
+    ),
+    pytest.param(
+        pd.DataFrame({"path": ["A >  > B"], "conversions": [1]}), r"empty path or channel \(row 0\)", id="empty-channel"
+    ),
+    pytest.param(
+        pd.DataFrame({"path": ["A", None, "  "], "conversions": [1, 1, 1]}),
+        r"2 empty paths or channels \(rows 1, 2\)",
+        id="missing-paths",
+    ),
+    pytest.param(
+        pd.DataFrame({"path": ["A", "B", "C"], "conversions": [1, -2, -1]}, index=[10, 14, 88]),
+        r"column `conversions`: 2 negative values \(rows 14, 88\); counts must be >= 0",
+        id="negative-conversions",
+    ),
+    pytest.param(
+        pd.DataFrame({"path": ["A"], "conversions": [1], "nulls": [-1]}),
+        r"column `nulls`: 1 negative value \(row 0\)",
+        id="negative-nulls",
+    ),
+    pytest.param(
+        pd.DataFrame({"path": ["A"], "conversions": [1], "value": [-5.0]}),
+        r"column `value`: 1 negative value",
+        id="negative-value",
+    ),
+    pytest.param(
+        pd.DataFrame({"path": ["A", "B"], "conversions": ["x", 1]}),
+        r"column `conversions`: 1 missing or non-numeric value \(row 0\)",
+        id="non-numeric",
+    ),
+    pytest.param(
+        pd.DataFrame({"path": ["A"], "conversions": [0], "value": [10.0]}),
+        r"column `value`: 1 value without conversions",
+        id="value-without-conversions",
+    ),
+    pytest.param(
+        pd.DataFrame({"paths": ["A"], "conversion": [1]}),
+        r"missing column\(s\) `path`, `conversions`",
+        id="missing-columns",
+    ),
 ]
 
 
@@ -231,8 +259,18 @@ def test_all_problems_reported_together() -> None:
         ("markov", {"collapse_repeats": "yes"}, r"`collapse_repeats` must be True or False"),
         ("last_non_direct", {"direct": 3}, r"`direct` must be a channel name or a list of names"),
     ],
-    ids=["unknown-model", "w-shaped-paths", "full-path-paths", "half-life-paths", "by-paths",
-         "unknown-option", "order-0", "order-float", "collapse-str", "direct-int"],
+    ids=[
+        "unknown-model",
+        "w-shaped-paths",
+        "full-path-paths",
+        "half-life-paths",
+        "by-paths",
+        "unknown-option",
+        "order-0",
+        "order-float",
+        "collapse-str",
+        "direct-int",
+    ],
 )
 def test_invalid_model_or_options(model: str, options: dict, match: str) -> None:
     with pytest.raises(AttributionError, match=match):
@@ -284,8 +322,14 @@ TOUCHES = [
     ("L9", "2024-05-01", "Social", "spring"),
 ]
 LEADS = [
-    ("L1", "2024-01-10"), ("L2", "2024-02-20"), ("L3", "2024-03-01"), ("L4", "2024-01-05"),
-    ("L5", "2024-01-20"), ("L6", "2023-11-01"), ("L7", "2024-01-08"), ("L8", "2022-06-01"),
+    ("L1", "2024-01-10"),
+    ("L2", "2024-02-20"),
+    ("L3", "2024-03-01"),
+    ("L4", "2024-01-05"),
+    ("L5", "2024-01-20"),
+    ("L6", "2023-11-01"),
+    ("L7", "2024-01-08"),
+    ("L8", "2022-06-01"),
     ("L9", "2023-06-01"),
 ]
 OPPORTUNITIES = [
@@ -327,8 +371,18 @@ def journeys() -> Journeys:
 def test_touch_journeys_table(journeys: Journeys) -> None:
     df = journeys.table.execute().sort_values(["journey_id", "position"])
     got = [
-        (r.journey_id, r.channel, r.position, r.n_touches, r.is_first, r.is_lead_creation,
-         r.is_opportunity_creation, r.is_closed_won, r.converted, r.value)
+        (
+            r.journey_id,
+            r.channel,
+            r.position,
+            r.n_touches,
+            r.is_first,
+            r.is_lead_creation,
+            r.is_opportunity_creation,
+            r.is_closed_won,
+            r.converted,
+            r.value,
+        )
         for r in df.itertuples()
     ]
     assert got == [
@@ -358,8 +412,13 @@ def test_touch_journeys_table(journeys: Journeys) -> None:
 
 def test_summary_and_unattributed(journeys: Journeys) -> None:
     assert journeys.summary() == {
-        "journeys": 7, "conversions": 5, "value": 1530.0, "touches": 13, "nulls": 2,
-        "unattributed_conversions": 1, "unattributed_value": 50.0,
+        "journeys": 7,
+        "conversions": 5,
+        "value": 1530.0,
+        "touches": 13,
+        "nulls": 2,
+        "unattributed_conversions": 1,
+        "unattributed_value": 50.0,
     }
     assert journeys.unattributed is not None
     assert journeys.unattributed.execute()["opportunity_id"].tolist() == ["O5"]
@@ -368,8 +427,15 @@ def test_summary_and_unattributed(journeys: Journeys) -> None:
 def test_paths(journeys: Journeys) -> None:
     paths = journeys.paths()
     assert paths.to_dict("list") == {
-        "path": ["Direct", "Email > Email > Paid", "Referral", "Search", "Search > Email",
-                 "Search > Social > Email > Direct", "Social"],
+        "path": [
+            "Direct",
+            "Email > Email > Paid",
+            "Referral",
+            "Search",
+            "Search > Email",
+            "Search > Social > Email > Direct",
+            "Social",
+        ],
         "conversions": [1, 1, 0, 1, 1, 1, 0],
         "value": [100.0, 400.0, 0.0, 10.0, 20.0, 1000.0, 0.0],
         "nulls": [0, 0, 1, 0, 0, 0, 1],
@@ -389,10 +455,20 @@ TOUCH_EXPECTED = {
     "last_touch": {"Direct": (2, 1100), "Paid": (1, 400), "Search": (1, 10), "Email": (1, 20)},
     # O1 ends on Direct -> Email; O3 is Direct only, so Direct keeps it
     "last_non_direct": {"Email": (2, 1020), "Paid": (1, 400), "Direct": (1, 100), "Search": (1, 10)},
-    "linear": {"Search": (F(7, 4), 270), "Social": (F(1, 4), 250), "Email": (F(17, 12), 260 + F(800, 3)),
-               "Direct": (F(5, 4), 350), "Paid": (F(1, 3), F(400, 3))},
-    "position_based": {"Search": (1.9, 420), "Social": (0.1, 100), "Email": (1.2, 350),
-                       "Direct": (1.4, 500), "Paid": (0.4, 160)},
+    "linear": {
+        "Search": (F(7, 4), 270),
+        "Social": (F(1, 4), 250),
+        "Email": (F(17, 12), 260 + F(800, 3)),
+        "Direct": (F(5, 4), 350),
+        "Paid": (F(1, 3), F(400, 3)),
+    },
+    "position_based": {
+        "Search": (1.9, 420),
+        "Social": (0.1, 100),
+        "Email": (1.2, 350),
+        "Direct": (1.4, 500),
+        "Paid": (0.4, 160),
+    },
     # half-life 7 days. O1: 28, 14, 7, 0 days -> 1, 4, 8, 16 / 29. O2: 14, 7, 0 -> 1, 2, 4 / 7.
     # O7b: 42 and 14 days -> 1, 16 / 17.
     "time_decay": {
@@ -423,8 +499,13 @@ TOUCH_EXPECTED = {
         "Paid": (F(1, 3), F(400, 3)),
     },
     # each journey split equally among its distinct channels
-    "shapley": {"Search": (F(7, 4), 270), "Social": (F(1, 4), 250), "Email": (F(5, 4), 460),
-                "Direct": (F(5, 4), 350), "Paid": (F(1, 2), 200)},
+    "shapley": {
+        "Search": (F(7, 4), 270),
+        "Social": (F(1, 4), 250),
+        "Email": (F(5, 4), 460),
+        "Direct": (F(5, 4), 350),
+        "Paid": (F(1, 2), 200),
+    },
 }
 
 
@@ -438,8 +519,7 @@ def test_touch_level_hand_computed(journeys: Journeys, model: str) -> None:
 def test_touch_level_half_life_option(journeys: Journeys) -> None:
     # a huge half-life makes time decay linear
     decayed = attribute(journeys, "time_decay", half_life_days=1e12)
-    pd.testing.assert_frame_equal(decayed, attribute(journeys, "linear"), check_exact=False, atol=1e-9,
-                                  check_like=True)
+    pd.testing.assert_frame_equal(decayed, attribute(journeys, "linear"), check_exact=False, atol=1e-9, check_like=True)
     with pytest.raises(AttributionError, match=r"`half_life_days` must be a number of days > 0, got 0"):
         attribute(journeys, "time_decay", half_life_days=0)
 
@@ -512,10 +592,14 @@ def test_touchpoints_without_campaign_column() -> None:
     ("change", "match"),
     [
         (lambda tp, ld, op: (tp.drop("channel"), ld, op), r"`touchpoints`: missing column `channel`"),
-        (lambda tp, ld, op: (tp, ld.mutate(created_at=ld.created_at.cast("string")), op),
-         r"`leads`, column `created_at`: expected timestamp, got string"),
-        (lambda tp, ld, op: (tp, ld, op.drop("stage", "amount")),
-         r"`opportunities`: missing column `stage`\n`opportunities`: missing column `amount`"),
+        (
+            lambda tp, ld, op: (tp, ld.mutate(created_at=ld.created_at.cast("string")), op),
+            r"`leads`, column `created_at`: expected timestamp, got string",
+        ),
+        (
+            lambda tp, ld, op: (tp, ld, op.drop("stage", "amount")),
+            r"`opportunities`: missing column `stage`\n`opportunities`: missing column `amount`",
+        ),
         (lambda tp, ld, op: (tp.execute(), ld, op), r"`touchpoints` must be an ibis table, got DataFrame"),
     ],
     ids=["missing-channel", "string-timestamp", "two-missing", "pandas"],
@@ -564,8 +648,9 @@ def test_duckdb_connection_tables() -> None:
     names = ("touchpoints", "leads", "opportunities")
     tables = [con.create_table(n, t) for n, t in zip(names, contract_tables(), strict=True)]
     j = touch_journeys(*tables, start=START, end=END)
-    assert_credits(attribute(j, "first_touch"),
-                   {k: (f(c), f(v)) for k, (c, v) in TOUCH_EXPECTED["first_touch"].items()})
+    assert_credits(
+        attribute(j, "first_touch"), {k: (f(c), f(v)) for k, (c, v) in TOUCH_EXPECTED["first_touch"].items()}
+    )
 
 
 # --------------------------------------------------------------------------- compare & describe
@@ -756,17 +841,16 @@ def test_markov_matches_reference_and_is_deterministic(table: pd.DataFrame, orde
     first = attribute(table, "markov", order=order, collapse_repeats=collapse)
     again = attribute(table.iloc[::-1], "markov", order=order, collapse_repeats=collapse)
     pd.testing.assert_frame_equal(first, again, check_exact=False, rtol=1e-12, atol=1e-12)
-    pd.testing.assert_frame_equal(first, attribute(table, "markov", order=order, collapse_repeats=collapse),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        first, attribute(table, "markov", order=order, collapse_repeats=collapse), check_exact=True
+    )
     expected = reference_markov(table, order, collapse)
     assert first["conversions"].to_dict() == pytest.approx(expected, abs=1e-9)
 
 
 @PROPERTY
 @given(table=path_tables(), data=st.data())
-def test_shapley_is_the_path_set_shapley_value_and_renaming_invariant(
-    table: pd.DataFrame, data: st.DataObject
-) -> None:
+def test_shapley_is_the_path_set_shapley_value_and_renaming_invariant(table: pd.DataFrame, data: st.DataObject) -> None:
     out = attribute(table, "shapley")
     assert out["conversions"].to_dict() == pytest.approx(brute_force_shapley(table), abs=1e-9)
     # rename the channels by a random bijection and shuffle channel order inside paths and rows
@@ -788,16 +872,26 @@ def contract_data(draw: st.DrawFn) -> tuple[list, list, list]:
     day = st.integers(0, 40).map(lambda d: f"2024-01-{1 + d % 28:02d} {d % 24:02d}:00:00")
     leads = [(f"L{i}", draw(day)) for i in range(n_leads)]
     touches = [
-        (f"L{draw(st.integers(0, n_leads - 1))}", draw(day), draw(st.sampled_from(CHANNEL_NAMES[:4])),
-         draw(st.sampled_from(["a", "b", None])))
+        (
+            f"L{draw(st.integers(0, n_leads - 1))}",
+            draw(day),
+            draw(st.sampled_from(CHANNEL_NAMES[:4])),
+            draw(st.sampled_from(["a", "b", None])),
+        )
         for _ in range(draw(st.integers(0, 12)))
     ]
     opportunities = []
     for i in range(draw(st.integers(0, 5))):
         created, closed = sorted([draw(day), draw(day)])
         opportunities.append(
-            (f"O{i}", f"L{draw(st.integers(0, n_leads - 1))}", created, closed,
-             draw(st.sampled_from(["won", "won", "lost"])), draw(st.floats(0, 500).map(round)))
+            (
+                f"O{i}",
+                f"L{draw(st.integers(0, n_leads - 1))}",
+                created,
+                closed,
+                draw(st.sampled_from(["won", "won", "lost"])),
+                draw(st.floats(0, 500).map(round)),
+            )
         )
     return touches, leads, opportunities
 

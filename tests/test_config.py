@@ -21,7 +21,13 @@ def test_full_file(tmp_path):
     assert s.fiscal_year_start_month == 7 and s.currency == "EUR" and s.growth_uplift == 0.1
     (k,) = s.kpis
     assert (k.name, k.metric, k.owner, k.baseline, k.target, k.period) == (
-        "Leads per quarter", "leads", "Demand gen", 2000.0, 3000.0, "quarter")
+        "Leads per quarter",
+        "leads",
+        "Demand gen",
+        2000.0,
+        3000.0,
+        "quarter",
+    )
     assert k.applies_to("2026Q3", "FY2026")
 
 

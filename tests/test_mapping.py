@@ -53,8 +53,9 @@ def test_salesforce_opportunities():
 def test_salesforce_without_lead_column(tmp_path):
     src = (EXPORTS / "salesforce" / "report1743600000000.csv").read_text()
     lines = src.splitlines()
-    keep = [",".join(line.split(",")[:-1]) if line.startswith('"') and line.count(",") >= 15 else line
-            for line in lines]
+    keep = [
+        ",".join(line.split(",")[:-1]) if line.startswith('"') and line.count(",") >= 15 else line for line in lines
+    ]
     (tmp_path / "report1.csv").write_text("\n".join(keep) + "\n")
     df = DataSource.open(tmp_path, mapping="salesforce", tables=["opportunities"])
     out = df.fetch(df.table("opportunities"))

@@ -21,9 +21,19 @@ def tiny_metrics():
 
 # Worked by hand from tests/fixtures/tiny (see the CSVs): 2025Q1.
 HAND = {
-    "leads": 3, "visits": 1000, "mqls": 2, "sqls": 1, "opportunities": 3, "won_deals": 2,
-    "new_customers": 2, "users": 840, "new_users": 510, "returning_users": 330,
-    "revenue": 4000.0, "lead_revenue": 10000.0, "won_revenue": 15000.0,
+    "leads": 3,
+    "visits": 1000,
+    "mqls": 2,
+    "sqls": 1,
+    "opportunities": 3,
+    "won_deals": 2,
+    "new_customers": 2,
+    "users": 840,
+    "new_users": 510,
+    "returning_users": 330,
+    "revenue": 4000.0,
+    "lead_revenue": 10000.0,
+    "won_revenue": 15000.0,
     "marketing_cost": 2000.0,  # 500 production + 1000 media + 200 software + 300 overhead
     "sales_cost": 2000.0,
     "visits_per_lead": 1000 / 3,
@@ -61,8 +71,13 @@ def test_tiny_channels_by_hand(tiny_metrics):
     assert ch["(unallocated)"]["cost"] == 300 and ch["(unallocated)"]["roi"] is None
     assert ch["(sales-sourced)"]["opportunities"] == 1
     # per-channel rows add up to the quarter's totals
-    for key, total in (("leads", "leads"), ("visits", "visits"), ("opportunities", "opportunities"),
-                       ("cost", "marketing_cost"), ("attributed_revenue", "lead_revenue")):
+    for key, total in (
+        ("leads", "leads"),
+        ("visits", "visits"),
+        ("opportunities", "opportunities"),
+        ("cost", "marketing_cost"),
+        ("attributed_revenue", "lead_revenue"),
+    ):
         assert sum(c[key] for c in ch.values()) == pytest.approx(tiny_metrics[total])
 
 
@@ -77,10 +92,33 @@ def test_json_has_no_nan(tiny_metrics):
 
 
 REQUIRED_KEYS = [
-    "quarter", "currency", "revenue_target", "leads", "visits", "visits_per_lead", "lead_revenue", "won_revenue",
-    "value_per_lead", "value_per_visit", "mqls", "sqls", "opportunities", "won_deals", "visit_to_lead_rate",
-    "lead_to_customer_rate", "marketing_cost", "cost_per_lead", "new_customers", "cac", "clv", "clv_to_cac",
-    "marketing_roi", "attribution_model", "by_channel", "kit_version", "data_fingerprint",
+    "quarter",
+    "currency",
+    "revenue_target",
+    "leads",
+    "visits",
+    "visits_per_lead",
+    "lead_revenue",
+    "won_revenue",
+    "value_per_lead",
+    "value_per_visit",
+    "mqls",
+    "sqls",
+    "opportunities",
+    "won_deals",
+    "visit_to_lead_rate",
+    "lead_to_customer_rate",
+    "marketing_cost",
+    "cost_per_lead",
+    "new_customers",
+    "cac",
+    "clv",
+    "clv_to_cac",
+    "marketing_roi",
+    "attribution_model",
+    "by_channel",
+    "kit_version",
+    "data_fingerprint",
 ]
 
 
@@ -103,7 +141,11 @@ def test_sample_metrics_keys(sample_kpis):
     assert 0 < m["revenue_target"] < m["revenue_target_fiscal_year"]
     assert m["revenue_target_fiscal_year"] == pytest.approx(sample_kpis.goal.target_revenue)
     assert all(k["owner"] for k in m["kpis"]) and {k["status"] for k in m["kpis"]} <= {
-        "on track", "at risk", "off track", "no data"}
+        "on track",
+        "at risk",
+        "off track",
+        "no data",
+    }
     for k in ("visit_to_lead_rate", "lead_to_customer_rate", "bounce_rate", "email_open_rate"):
         assert 0 <= m[k] <= 1
     assert "Leads" in format_summary(m)

@@ -31,8 +31,14 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 SAMPLE = ROOT / "data" / "sample"
 NAMES = ["00-quarterly-summary", "01-goal-setting", "02-traffic-and-lead-value", "03-channel-conversion", "04-roi"]
 #: the parameters the report runner injects, with their declared types
-PARAMETERS = {"data": "str", "quarter": "str", "mapping": "list", "goals": "str", "engine": "str",
-              "attribution_model": "str"}
+PARAMETERS = {
+    "data": "str",
+    "quarter": "str",
+    "mapping": "list",
+    "goals": "str",
+    "engine": "str",
+    "attribution_model": "str",
+}
 
 
 def _read(name: str) -> nbformat.NotebookNode:
@@ -94,8 +100,12 @@ def test_ruff_passes_on_the_notebooks() -> None:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed")
-    out = subprocess.run([ruff, "check", "--no-cache", *map(str, sorted(NOTEBOOK_DIR.glob("*.ipynb")))],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [ruff, "check", "--no-cache", *map(str, sorted(NOTEBOOK_DIR.glob("*.ipynb")))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -180,48 +190,103 @@ def _expected() -> tuple[str, dict[str, dict[str, Any]]]:
     base = {"quarter": m["quarter"]}
     return m["previous_quarter"]["quarter"], {
         "00-quarterly-summary": {
-            "notebook": "00-quarterly-summary", **base, "attribution_model": m["attribution_model"],
-            **pick("revenue", "revenue_target", "revenue_fiscal_year_to_date", "revenue_target_fiscal_year",
-                   "lead_revenue", "leads", "cost_per_lead", "cac", "clv_to_cac", "marketing_roi"),
+            "notebook": "00-quarterly-summary",
+            **base,
+            "attribution_model": m["attribution_model"],
+            **pick(
+                "revenue",
+                "revenue_target",
+                "revenue_fiscal_year_to_date",
+                "revenue_target_fiscal_year",
+                "lead_revenue",
+                "leads",
+                "cost_per_lead",
+                "cac",
+                "clv_to_cac",
+                "marketing_roi",
+            ),
             "kpi_status": {k["name"]: k["status"] for k in m["kpis"]},
-            "current_quarter": mc["quarter"], "pacing": mc["pacing"],
+            "current_quarter": mc["quarter"],
+            "pacing": mc["pacing"],
         },
         "01-goal-setting": {
-            "notebook": "01-goal-setting", **base, "fiscal_year": goal.fiscal_year,
-            "last_year_revenue": goal.last_year_revenue, "average_growth": goal.average_growth,
-            "uplift": goal.uplift, "target_growth": goal.target_growth, "target_revenue": goal.target_revenue,
-            "formula": goal.formula(), "quarterly_targets": goal.quarterly, "revenue_history": kq.revenue_history,
-            "funnel_required": kq.funnel_plan["required"], "funnel_actual": kq.funnel_plan["actual"],
+            "notebook": "01-goal-setting",
+            **base,
+            "fiscal_year": goal.fiscal_year,
+            "last_year_revenue": goal.last_year_revenue,
+            "average_growth": goal.average_growth,
+            "uplift": goal.uplift,
+            "target_growth": goal.target_growth,
+            "target_revenue": goal.target_revenue,
+            "formula": goal.formula(),
+            "quarterly_targets": goal.quarterly,
+            "revenue_history": kq.revenue_history,
+            "funnel_required": kq.funnel_plan["required"],
+            "funnel_actual": kq.funnel_plan["actual"],
             "kpi_targets": {k["name"]: k["target"] for k in m["kpis"]},
             "kpi_owners": {k["name"]: k["owner"] for k in m["kpis"]},
         },
         "02-traffic-and-lead-value": {
-            "notebook": "02-traffic-and-lead-value", **base,
-            **pick("visits", "leads", "visits_per_lead", "visit_to_lead_rate", "lead_revenue", "value_per_lead",
-                   "value_per_visit", "users", "new_users", "returning_users", "new_user_share", "bounce_rate",
-                   "avg_session_duration_s", "organic_visits"),
-            "trend_quarters": list(trend.index), "trend_leads": trend["leads"],
-            "trend_value_per_lead": trend["value_per_lead"], "leads_by_channel": funnel["leads"],
+            "notebook": "02-traffic-and-lead-value",
+            **base,
+            **pick(
+                "visits",
+                "leads",
+                "visits_per_lead",
+                "visit_to_lead_rate",
+                "lead_revenue",
+                "value_per_lead",
+                "value_per_visit",
+                "users",
+                "new_users",
+                "returning_users",
+                "new_user_share",
+                "bounce_rate",
+                "avg_session_duration_s",
+                "organic_visits",
+            ),
+            "trend_quarters": list(trend.index),
+            "trend_leads": trend["leads"],
+            "trend_value_per_lead": trend["value_per_lead"],
+            "leads_by_channel": funnel["leads"],
             "sessions_by_device": M.web_table(kq, "device")["sessions"],
             "content_views": facts.content_breakdown(src, kq.quarter)["views"],
         },
         "03-channel-conversion": {
-            "notebook": "03-channel-conversion", **base, "attribution_model": "position_based",
-            "funnel": {c: {s: int(funnel.loc[c, s]) for s in ("leads", "mqls", "sqls", "opportunities", "won")}
-                       for c in funnel.index},
-            "lead_to_sql_rate": funnel["lead_to_sql_rate"], "goal_completions": site_goals["completions"],
+            "notebook": "03-channel-conversion",
+            **base,
+            "attribution_model": "position_based",
+            "funnel": {
+                c: {s: int(funnel.loc[c, s]) for s in ("leads", "mqls", "sqls", "opportunities", "won")}
+                for c in funnel.index
+            },
+            "lead_to_sql_rate": funnel["lead_to_sql_rate"],
+            "goal_completions": site_goals["completions"],
             "goal_conversion_rate": site_goals["conversion_rate"],
             **pick("visit_to_lead_ratio", "visit_to_lead_rate", "lead_to_customer_rate"),
             "attribution": {name: comparison[name] for name in comparison.columns},
         },
         "04-roi": {
-            "notebook": "04-roi", **base, "attribution_model": "position_based",
-            **pick("marketing_cost", "sales_cost", "cost_per_lead", "cac", "clv", "clv_to_cac", "marketing_roi",
-                   "attributed_lead_revenue"),
-            "spend_by_channel": spend, "roi_by_channel": economics["roi"], "cac_by_channel": economics["cac"],
+            "notebook": "04-roi",
+            **base,
+            "attribution_model": "position_based",
+            **pick(
+                "marketing_cost",
+                "sales_cost",
+                "cost_per_lead",
+                "cac",
+                "clv",
+                "clv_to_cac",
+                "marketing_roi",
+                "attributed_lead_revenue",
+            ),
+            "spend_by_channel": spend,
+            "roi_by_channel": economics["roi"],
+            "cac_by_channel": economics["cac"],
             "cost_per_lead_by_channel": economics["cost_per_lead"],
             "roi_by_campaign": M.campaign_economics(kq, clv=m["clv"])["roi"],
-            "ranks": {name: ranks[name] for name in comparison.columns}, "rank_spread": ranks["spread"],
+            "ranks": {name: ranks[name] for name in comparison.columns},
+            "rank_spread": ranks["spread"],
         },
     }
 
@@ -244,9 +309,17 @@ def _execute(name: str, out_dir: Path, kernel: str) -> nbformat.NotebookNode:
     run_sync(km.start_kernel)(cwd=str(NOTEBOOK_DIR), extra_arguments=["--HistoryManager.hist_file=:memory:"])
     out = out_dir / f"{name}.ipynb"
     try:
-        pm.execute_notebook(NOTEBOOK_DIR / f"{name}.ipynb", out, parameters={"data": str(SAMPLE)},
-                            kernel_name=kernel, language="python", km=km, progress_bar=False, log_output=False,
-                            execution_timeout=300)
+        pm.execute_notebook(
+            NOTEBOOK_DIR / f"{name}.ipynb",
+            out,
+            parameters={"data": str(SAMPLE)},
+            kernel_name=kernel,
+            language="python",
+            km=km,
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=300,
+        )
     finally:
         run_sync(km.shutdown_kernel)(now=True)
     return nbformat.read(out, as_version=4)
@@ -267,8 +340,12 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _outputs(nb: nbformat.NotebookNode, *, skip_tags: tuple[str, ...] = ("widgets",)) -> list[dict]:
-    return [o for c in nb.cells if c.cell_type == "code" and not set(skip_tags) & set(c.metadata.get("tags", []))
-            for o in c.get("outputs", [])]
+    return [
+        o
+        for c in nb.cells
+        if c.cell_type == "code" and not set(skip_tags) & set(c.metadata.get("tags", []))
+        for o in c.get("outputs", [])
+    ]
 
 
 @pytest.mark.slow
@@ -319,10 +396,25 @@ def test_a_second_run_shows_the_same_outputs(executed: dict, tmp_path: Path) -> 
         for cell in _tagged(nb, "widgets"):
             cell.metadata["tags"] = [*cell.metadata["tags"], "nbval-skip"]
         nbformat.write(nb, tmp_path / f"{name}.ipynb")
-    cmd = [sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-q", "--color=no",
-           "--nbval-kernel-name", executed["kernel"], "--nbval-sanitize-with", str(SANITIZE),
-           "--nbval-cell-timeout", "300", *(f"{n}.ipynb" for n in NAMES)]
-    run = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "KPI_NO_CACHE": "1"}, capture_output=True,
-                         text=True, timeout=1800)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbval",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--color=no",
+        "--nbval-kernel-name",
+        executed["kernel"],
+        "--nbval-sanitize-with",
+        str(SANITIZE),
+        "--nbval-cell-timeout",
+        "300",
+        *(f"{n}.ipynb" for n in NAMES),
+    ]
+    run = subprocess.run(
+        cmd, cwd=tmp_path, env={**os.environ, "KPI_NO_CACHE": "1"}, capture_output=True, text=True, timeout=1800
+    )
     assert run.returncode == 0, run.stdout[-6000:]
     assert " passed" in run.stdout and "failed" not in run.stdout

@@ -31,55 +31,145 @@ def _close_figures():
 
 
 def _trend() -> pd.DataFrame:
-    return pd.DataFrame({
-        "leads": [500, 520, 610, 624], "visits": [20_000, 21_000, 25_000, 24_476],
-        "organic_visits": [7_000, 7_500, 9_000, 8_690], "value_per_lead": [900.0, 950.0, 769.0, 1129.0],
-        "bounce_rate": [0.49, 0.50, 0.497, 0.50],
-    }, index=pd.Index(QUARTERS, name="quarter"))
+    return pd.DataFrame(
+        {
+            "leads": [500, 520, 610, 624],
+            "visits": [20_000, 21_000, 25_000, 24_476],
+            "organic_visits": [7_000, 7_500, 9_000, 8_690],
+            "value_per_lead": [900.0, 950.0, 769.0, 1129.0],
+            "bounce_rate": [0.49, 0.50, 0.497, 0.50],
+        },
+        index=pd.Index(QUARTERS, name="quarter"),
+    )
 
 
 def _kpis() -> list[dict]:
     return [
-        {"name": "Leads per quarter", "metric": "leads", "owner": "Demand gen", "goal": "revenue",
-         "baseline": 481.0, "target": 705.0, "actual": 624.0, "projected": None, "status": "off track"},
-        {"name": "Cost per lead", "metric": "cost_per_lead", "owner": HOSTILE_CHANNEL, "goal": "revenue",
-         "baseline": 380.0, "target": 325.0, "actual": 342.0, "projected": None, "status": "at risk"},
-        {"name": "Marketing ROI", "metric": "marketing_roi", "owner": "CMO", "goal": "revenue",
-         "baseline": 0.8, "target": 1.0, "actual": 2.3, "projected": None, "status": "on track"},
-        {"name": "Visit-to-lead rate", "metric": "visit_to_lead_rate", "owner": "Web", "goal": "revenue",
-         "baseline": None, "target": 0.025, "actual": None, "projected": None, "status": "no data"},
+        {
+            "name": "Leads per quarter",
+            "metric": "leads",
+            "owner": "Demand gen",
+            "goal": "revenue",
+            "baseline": 481.0,
+            "target": 705.0,
+            "actual": 624.0,
+            "projected": None,
+            "status": "off track",
+        },
+        {
+            "name": "Cost per lead",
+            "metric": "cost_per_lead",
+            "owner": HOSTILE_CHANNEL,
+            "goal": "revenue",
+            "baseline": 380.0,
+            "target": 325.0,
+            "actual": 342.0,
+            "projected": None,
+            "status": "at risk",
+        },
+        {
+            "name": "Marketing ROI",
+            "metric": "marketing_roi",
+            "owner": "CMO",
+            "goal": "revenue",
+            "baseline": 0.8,
+            "target": 1.0,
+            "actual": 2.3,
+            "projected": None,
+            "status": "on track",
+        },
+        {
+            "name": "Visit-to-lead rate",
+            "metric": "visit_to_lead_rate",
+            "owner": "Web",
+            "goal": "revenue",
+            "baseline": None,
+            "target": 0.025,
+            "actual": None,
+            "projected": None,
+            "status": "no data",
+        },
     ]
 
 
 def _plan() -> pd.DataFrame:
     idx = ["lead_revenue", "won_deals", "opportunities", "sqls", "mqls", "leads", "visits"]
-    return pd.DataFrame({"required": [608_334.0, 23.6, 81.7, 123.3, 359.4, 705.0, 29_394.0],
-                         "actual": [704_500.0, 24.0, 62.0, 115.0, 316.0, 624.0, 24_476.0]}, index=idx)
+    return pd.DataFrame(
+        {
+            "required": [608_334.0, 23.6, 81.7, 123.3, 359.4, 705.0, 29_394.0],
+            "actual": [704_500.0, 24.0, 62.0, 115.0, 316.0, 624.0, 24_476.0],
+        },
+        index=idx,
+    )
 
 
 def _comparison() -> pd.DataFrame:
-    df = pd.DataFrame({"first_touch": [100.0, 50.0, 0.0, 10.0], "linear": [60.0, 60.0, 20.0, 20.0],
-                       "position_based": [70.0, 55.0, 10.0, 25.0]}, index=pd.Index(CHANNELS, name="channel"))
+    df = pd.DataFrame(
+        {
+            "first_touch": [100.0, 50.0, 0.0, 10.0],
+            "linear": [60.0, 60.0, 20.0, 20.0],
+            "position_based": [70.0, 55.0, 10.0, 25.0],
+        },
+        index=pd.Index(CHANNELS, name="channel"),
+    )
     df.columns.name = "model"
     return df
 
 
 def _metrics() -> dict:
-    prev = {"quarter": "2026Q2", "revenue": 928_808.0, "leads": 662.0, "lead_revenue": 509_200.0,
-            "cost_per_lead": 319.0, "cac": 16_120.0, "marketing_roi": 1.409, "visits": 27_209.0,
-            "visits_per_lead": 41.1, "visit_to_lead_rate": 0.024, "value_per_lead": 769.0, "value_per_visit": 18.71,
-            "bounce_rate": 0.497, "organic_visits": 9_969.0, "lead_to_customer_rate": 0.03,
-            "marketing_cost": 211_386.0}
+    prev = {
+        "quarter": "2026Q2",
+        "revenue": 928_808.0,
+        "leads": 662.0,
+        "lead_revenue": 509_200.0,
+        "cost_per_lead": 319.0,
+        "cac": 16_120.0,
+        "marketing_roi": 1.409,
+        "visits": 27_209.0,
+        "visits_per_lead": 41.1,
+        "visit_to_lead_rate": 0.024,
+        "value_per_lead": 769.0,
+        "value_per_visit": 18.71,
+        "bounce_rate": 0.497,
+        "organic_visits": 9_969.0,
+        "lead_to_customer_rate": 0.03,
+        "marketing_cost": 211_386.0,
+    }
     return {
-        "quarter": "2026Q3", "quarter_start": "2026-07-01", "quarter_end": "2026-09-30", "fiscal_year": "FY2026",
-        "data_end": "2026-10-20", "complete": True, "days_covered": 92, "days_in_quarter": 92, "currency": "USD",
-        "attribution_model": "position_based", "revenue": 966_450.0, "revenue_target": 1_045_130.0,
-        "revenue_fiscal_year_to_date": 2_812_450.0, "revenue_target_fiscal_year": 4_054_050.0,
-        "leads": 624, "visits": 24_476, "lead_revenue": 704_500.0, "cost_per_lead": 342.19, "cac": 13_529.0,
-        "clv": 82_976.0, "clv_to_cac": 6.13, "marketing_roi": 2.299, "marketing_cost": 213_527.0,
-        "visits_per_lead": 39.2, "visit_to_lead_rate": 0.0255, "visit_to_lead_ratio": "39.2:1",
-        "value_per_lead": 1129.0, "value_per_visit": 28.78, "bounce_rate": 0.5, "new_user_share": 0.669,
-        "organic_visits": 8_690, "lead_to_customer_rate": 0.038, "previous_quarter": prev, "kpis": _kpis(),
+        "quarter": "2026Q3",
+        "quarter_start": "2026-07-01",
+        "quarter_end": "2026-09-30",
+        "fiscal_year": "FY2026",
+        "data_end": "2026-10-20",
+        "complete": True,
+        "days_covered": 92,
+        "days_in_quarter": 92,
+        "currency": "USD",
+        "attribution_model": "position_based",
+        "revenue": 966_450.0,
+        "revenue_target": 1_045_130.0,
+        "revenue_fiscal_year_to_date": 2_812_450.0,
+        "revenue_target_fiscal_year": 4_054_050.0,
+        "leads": 624,
+        "visits": 24_476,
+        "lead_revenue": 704_500.0,
+        "cost_per_lead": 342.19,
+        "cac": 13_529.0,
+        "clv": 82_976.0,
+        "clv_to_cac": 6.13,
+        "marketing_roi": 2.299,
+        "marketing_cost": 213_527.0,
+        "visits_per_lead": 39.2,
+        "visit_to_lead_rate": 0.0255,
+        "visit_to_lead_ratio": "39.2:1",
+        "value_per_lead": 1129.0,
+        "value_per_visit": 28.78,
+        "bounce_rate": 0.5,
+        "new_user_share": 0.669,
+        "organic_visits": 8_690,
+        "lead_to_customer_rate": 0.038,
+        "previous_quarter": prev,
+        "kpis": _kpis(),
     }
 
 
@@ -93,23 +183,38 @@ def _check(ax, *, title: bool = True, xlabel: bool = True, ylabel: bool = False)
     assert not ylabel or ax.get_ylabel()
 
 
-ECON = pd.DataFrame({"roi": [1.5, -0.4, 0.2, math.nan], "marketing_cost": [1e4, 4e4, 5e3, 0.0]},
-                    index=pd.Index(CHANNELS, name="channel"))
-SPEND = pd.DataFrame({"channel": [CHANNELS[0], CHANNELS[0], CHANNELS[1], HOSTILE_CHANNEL],
-                      "campaign": ["a", "b", HOSTILE_CAMPAIGN, "(none)"],
-                      "cost_type": ["media", "labor", "media", "software"], "amount": [100.0, 50.0, 300.0, 20.0]})
+ECON = pd.DataFrame(
+    {"roi": [1.5, -0.4, 0.2, math.nan], "marketing_cost": [1e4, 4e4, 5e3, 0.0]},
+    index=pd.Index(CHANNELS, name="channel"),
+)
+SPEND = pd.DataFrame(
+    {
+        "channel": [CHANNELS[0], CHANNELS[0], CHANNELS[1], HOSTILE_CHANNEL],
+        "campaign": ["a", "b", HOSTILE_CAMPAIGN, "(none)"],
+        "cost_type": ["media", "labor", "media", "software"],
+        "amount": [100.0, 50.0, 300.0, 20.0],
+    }
+)
 WEB = pd.DataFrame({"sessions": [600, 400], "bounce_rate": [0.45, 0.56]}, index=pd.Index(["desktop", "mobile"]))
-GOALS = pd.DataFrame({"completions": [20, 3, 9], "sessions": [1000, 1000, 1000],
-                      "conversion_rate": [0.02, 0.003, 0.009]},
-                     index=pd.MultiIndex.from_tuples([("inquiry", "/demo"), ("newsletter", HOSTILE_CHANNEL),
-                                                      ("contact_form", "/pricing")], names=["goal", "landing_page"]))
+GOALS = pd.DataFrame(
+    {"completions": [20, 3, 9], "sessions": [1000, 1000, 1000], "conversion_rate": [0.02, 0.003, 0.009]},
+    index=pd.MultiIndex.from_tuples(
+        [("inquiry", "/demo"), ("newsletter", HOSTILE_CHANNEL), ("contact_form", "/pricing")],
+        names=["goal", "landing_page"],
+    ),
+)
 
 PLOTS = {
     "revenue_history": lambda ax: P.plot_revenue_history(
-        pd.Series({2023: 2.1e6, 2024: 2.75e6, 2025: 3.19e6}), growth=pd.Series({2024: 0.29, 2025: 0.158}),
-        target=4.05e6, target_year=2026, ax=ax),
+        pd.Series({2023: 2.1e6, 2024: 2.75e6, 2025: 3.19e6}),
+        growth=pd.Series({2024: 0.29, 2025: 0.158}),
+        target=4.05e6,
+        target_year=2026,
+        ax=ax,
+    ),
     "quarterly_targets": lambda ax: P.plot_quarterly_targets(
-        pd.Series({1: 9.4e5, 2: 9.8e5, 3: 1.05e6, 4: 1.09e6}), actual=pd.Series({1: 9.2e5, 2: 9.3e5, 3: 9.7e5}), ax=ax),
+        pd.Series({1: 9.4e5, 2: 9.8e5, 3: 1.05e6, 4: 1.09e6}), actual=pd.Series({1: 9.2e5, 2: 9.3e5, 3: 9.7e5}), ax=ax
+    ),
     "funnel": lambda ax: P.plot_funnel(_plan(), ax=ax),
     "trend": lambda ax: P.plot_trend(_trend(), "leads", target=705, ax=ax),
     "trend_many": lambda ax: P.plot_trend(_trend(), ["visits", "organic_visits"], ax=ax),
@@ -117,15 +222,26 @@ PLOTS = {
     "channel_bars": lambda ax: P.plot_channel_bars(ECON, "roi", kind="pct", ax=ax, title="ROI"),
     "stacked_spend": lambda ax: P.plot_stacked_spend(SPEND, ax=ax),
     "attribution_comparison": lambda ax: P.plot_attribution_comparison(_comparison(), highlight="linear", ax=ax),
-    "rank_chart": lambda ax: P.plot_rank_chart(_comparison().rank(ascending=False).astype(int),
-                                               highlight=[HOSTILE_CHANNEL], ax=ax),
+    "rank_chart": lambda ax: P.plot_rank_chart(
+        _comparison().rank(ascending=False).astype(int), highlight=[HOSTILE_CHANNEL], ax=ax
+    ),
     "kpi_progress": lambda ax: P.plot_kpi_progress(_kpis(), ax=ax),
     "goal_progress": lambda ax: P.plot_goal_progress(
-        [{"label": "2026Q3 revenue", "actual": 966_450.0, "target": 1_045_130.0}], ax=ax),
+        [{"label": "2026Q3 revenue", "actual": 966_450.0, "target": 1_045_130.0}], ax=ax
+    ),
     "pacing": lambda ax: P.plot_pacing(
-        [{"label": "Leads", "actual": 212, "projected": 975.0, "target": 732.0, "status": "on track"},
-         {"label": "Revenue", "actual": None, "projected": Undefined("no month closed"), "target": 1e6,
-          "kind": "money"}], ax=ax),
+        [
+            {"label": "Leads", "actual": 212, "projected": 975.0, "target": 732.0, "status": "on track"},
+            {
+                "label": "Revenue",
+                "actual": None,
+                "projected": Undefined("no month closed"),
+                "target": 1e6,
+                "kind": "money",
+            },
+        ],
+        ax=ax,
+    ),
     "device_split": lambda ax: P.plot_device_split(WEB, ax=ax),
     "goal_rates": lambda ax: P.plot_goal_rates(GOALS, ax=ax, min_count=5),
 }
@@ -145,8 +261,11 @@ def test_plot_draws_on_the_given_axes_only(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["trend", "funnel", "channel_bars"])
 def test_plot_creates_a_figure_only_without_axes(name: str) -> None:
-    fn = {"trend": lambda: P.plot_trend(_trend(), "leads"), "funnel": lambda: P.plot_funnel(_plan()),
-          "channel_bars": lambda: P.plot_channel_bars(ECON, "roi", kind="pct")}[name]
+    fn = {
+        "trend": lambda: P.plot_trend(_trend(), "leads"),
+        "funnel": lambda: P.plot_funnel(_plan()),
+        "channel_bars": lambda: P.plot_channel_bars(ECON, "roi", kind="pct"),
+    }[name]
     ax = fn()
     assert isinstance(ax, plt.Axes) and len(plt.get_fignums()) == 1
 
@@ -200,20 +319,40 @@ def test_bullets_invert_lower_is_better_and_cap() -> None:
 # --------------------------------------------------------------------------------------------- formats
 
 
-@pytest.mark.parametrize(("value", "kind", "expected"), [
-    (1234.5, "money", "USD 1,234"), (28.776, "money2", "USD 28.78"), (1_130_000, "money_compact", "USD 1.13M"),
-    (980_303, "money_compact", "USD 980k"), (0.2519, "pct", "25.2%"), (6.1331, "ratio", "6.13"),
-    (624, "int", "624"), (3.25, "days", "3.2 days"), (117.4, "duration", "1 min 57 s"), (None, "money", "n/a"),
-    (math.nan, "pct", "n/a"), (Undefined("no leads"), "money", "n/a"), (math.inf, "ratio", "n/a"),
-], ids=lambda x: str(x))
+@pytest.mark.parametrize(
+    ("value", "kind", "expected"),
+    [
+        (1234.5, "money", "USD 1,234"),
+        (28.776, "money2", "USD 28.78"),
+        (1_130_000, "money_compact", "USD 1.13M"),
+        (980_303, "money_compact", "USD 980k"),
+        (0.2519, "pct", "25.2%"),
+        (6.1331, "ratio", "6.13"),
+        (624, "int", "624"),
+        (3.25, "days", "3.2 days"),
+        (117.4, "duration", "1 min 57 s"),
+        (None, "money", "n/a"),
+        (math.nan, "pct", "n/a"),
+        (Undefined("no leads"), "money", "n/a"),
+        (math.inf, "ratio", "n/a"),
+    ],
+    ids=lambda x: str(x),
+)
 def test_format_value(value, kind, expected) -> None:
     assert P.format_value(value, kind, currency="USD") == expected
 
 
-@pytest.mark.parametrize(("cur", "prev", "kind", "expected"), [
-    (110, 100, "int", "up 10.0%"), (90, 100, "money", "down 10.0%"), (100, 100, "int", "unchanged"),
-    (0.25, 0.20, "pct", "up 5.0 pts"), (0.2, None, "pct", ""), (5, 0, "int", ""),
-])
+@pytest.mark.parametrize(
+    ("cur", "prev", "kind", "expected"),
+    [
+        (110, 100, "int", "up 10.0%"),
+        (90, 100, "money", "down 10.0%"),
+        (100, 100, "int", "unchanged"),
+        (0.25, 0.20, "pct", "up 5.0 pts"),
+        (0.2, None, "pct", ""),
+        (5, 0, "int", ""),
+    ],
+)
 def test_change_words(cur, prev, kind, expected) -> None:
     assert P.change_words(cur, prev, kind) == expected
 
@@ -231,11 +370,13 @@ def _table_html(styler) -> str:
 
 
 def test_styled_table_escapes_data_text_and_formats_numbers() -> None:
-    df = pd.DataFrame({"cost": [1234.5, math.nan], "roi": [0.2519, -0.413], "leads": [1200, 3],
-                       "note": [HOSTILE_CAMPAIGN, "a & b"]},
-                      index=pd.Index([HOSTILE_CHANNEL, "Email"], name="channel"))
-    html = _table_html(P.styled_table(df, {"cost": "money", "roi": "pct", "leads": "int"}, currency="EUR",
-                                      caption="<b>caption</b>"))
+    df = pd.DataFrame(
+        {"cost": [1234.5, math.nan], "roi": [0.2519, -0.413], "leads": [1200, 3], "note": [HOSTILE_CAMPAIGN, "a & b"]},
+        index=pd.Index([HOSTILE_CHANNEL, "Email"], name="channel"),
+    )
+    html = _table_html(
+        P.styled_table(df, {"cost": "money", "roi": "pct", "leads": "int"}, currency="EUR", caption="<b>caption</b>")
+    )
     assert HOSTILE_CHANNEL not in html and HOSTILE_CAMPAIGN not in html and "<b>caption" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=" in html and "a &amp; b" in html
@@ -296,25 +437,41 @@ def test_narratives_state_change_and_target_and_escape() -> None:
     assert "up 4.1% from USD 928,808" in s and "92.5% of the quarter's target of USD 1,045,130" in s
     assert "position\\-based attribution" in s and "1 of 4 KPIs are on track" in s
     assert "Leads per quarter" in s  # furthest from target
-    g = type("Goal", (), {"fiscal_year": 2026, "target_revenue": 4.05e6, "last_year_revenue": 3.19e6,
-                          "target_growth": 0.272, "average_growth": 0.222, "uplift": 0.05})()
+    g = type(
+        "Goal",
+        (),
+        {
+            "fiscal_year": 2026,
+            "target_revenue": 4.05e6,
+            "last_year_revenue": 3.19e6,
+            "target_growth": 0.272,
+            "average_growth": 0.222,
+            "uplift": 0.05,
+        },
+    )()
     goal_text = P.narrative_goal(g, m, m["kpis"])
     assert "USD 4,050,000" in goal_text and "481 → 705" in goal_text and "<script>" not in goal_text
-    funnel = pd.DataFrame({"leads": [100, 50, 150], "lead_to_sql_rate": [0.3, 0.1, 0.2]},
-                          index=[HOSTILE_CHANNEL, "Email", "All channels"])
+    funnel = pd.DataFrame(
+        {"leads": [100, 50, 150], "lead_to_sql_rate": [0.3, 0.1, 0.2]}, index=[HOSTILE_CHANNEL, "Email", "All channels"]
+    )
     conv = P.narrative_conversion(m, funnel, _comparison(), model="linear")
     assert "<script>" not in conv and "&lt;script&gt;" in conv and "up 0.8 pts" in conv
     traffic = P.narrative_traffic(m, funnel.drop("All channels"))
     assert "down 10.0% from 27,209" in traffic and "&lt;script&gt;" in traffic
-    ranks = pd.DataFrame({"first_touch": [1, 2], "linear": [2, 1], "best": [1, 1], "worst": [2, 2],
-                          "spread": [1, 1]}, index=[HOSTILE_CHANNEL, "Email"])
+    ranks = pd.DataFrame(
+        {"first_touch": [1, 2], "linear": [2, 1], "best": [1, 1], "worst": [2, 2], "spread": [1, 1]},
+        index=[HOSTILE_CHANNEL, "Email"],
+    )
     roi = P.narrative_roi(m, ECON, ranks, model="position_based")
     assert "<script>" not in roi and "from rank 1 to 2" in roi and "ROI 150.0%" in roi
 
 
 def test_narrative_pacing_says_projection() -> None:
-    m = _metrics() | {"quarter": "2026Q4", "days_covered": 20, "kpis": [
-        {"name": "Leads", "metric": "leads", "target": 732.0, "projected": 975.0, "status": "on track"}]}
+    m = _metrics() | {
+        "quarter": "2026Q4",
+        "days_covered": 20,
+        "kpis": [{"name": "Leads", "metric": "leads", "target": 732.0, "projected": 975.0, "status": "on track"}],
+    }
     text = P.narrative_pacing(m, {"revenue": Undefined("no month closed"), "leads": 975.0, "lead_revenue": 1e5})
     assert "projection, not a result" in text and "20 of its 92 days" in text
     assert "Revenue cannot be projected yet (no month closed)" in text and "975 leads" in text
@@ -326,9 +483,10 @@ def test_record_displays_json_without_nan(monkeypatch: pytest.MonkeyPatch) -> No
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
-    P.record({"x": math.nan, "s": pd.Series({"a": 1}), "n": pd.Series([1]).astype("int64").iloc[0],
-              "d": Decimal("15145")})
-    (obj, raw), = shown
+    P.record(
+        {"x": math.nan, "s": pd.Series({"a": 1}), "n": pd.Series([1]).astype("int64").iloc[0], "d": Decimal("15145")}
+    )
+    ((obj, raw),) = shown
     assert raw and obj == {"application/json": {"x": None, "s": {"a": 1}, "n": 1, "d": 15145}}
 
 

@@ -208,8 +208,18 @@ def test_write_metrics_rejects_unknown_objects(tmp_path: Path) -> None:
         ({"value": 10}, "none", ""),
         ({"value": math.nan, "target": 3}, "none", ""),
         # the kit's rows: status judged on the way from the baseline, which the tile then names
-        ({"actual": 966_450, "target": 1_045_130, "baseline": 822_063, "progress": 0.647, "status": "off track",
-          "format": "currency"}, "bad", "92% of target; 65% of the way from 822k"),
+        (
+            {
+                "actual": 966_450,
+                "target": 1_045_130,
+                "baseline": 822_063,
+                "progress": 0.647,
+                "status": "off track",
+                "format": "currency",
+            },
+            "bad",
+            "92% of target; 65% of the way from 822k",
+        ),
     ],
     ids=[
         "above",
@@ -530,8 +540,12 @@ def test_quarter_index_shows_the_first_notebooks_conclusion_escaped(tmp_path: Pa
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("display(Markdown(story))", metadata={"tags": ["conclusion"]})
-    cell.outputs = [nbformat.v4.new_output("display_data", data={
-        "text/markdown": "**Revenue was up** for <script>alert(1)</script> [x](javascript:alert(1))"})]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={"text/markdown": "**Revenue was up** for <script>alert(1)</script> [x](javascript:alert(1))"},
+        )
+    ]
     nb.cells.append(cell)
     nbformat.write(nb, tmp_path / "00-summary.ipynb")
     html = _conclusion_html(tmp_path, [_Job(tmp_path / "00-summary.ipynb", "00-summary", "Summary", {})])

@@ -67,8 +67,8 @@ def committed() -> dict[str, pd.DataFrame]:
 
 # --- files and the contract -------------------------------------------------------------------------
 
-def test_one_file_per_table_and_row_counts(small: tuple[Path, dict[str, int]],
-                                           t: dict[str, pd.DataFrame]) -> None:
+
+def test_one_file_per_table_and_row_counts(small: tuple[Path, dict[str, int]], t: dict[str, pd.DataFrame]) -> None:
     out, counts = small
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.csv" for name in CONTRACT)
     assert list(counts) == list(CONTRACT)
@@ -128,6 +128,7 @@ def test_everything_is_within_the_data_period(t: dict[str, pd.DataFrame]) -> Non
 
 # --- references and row rules -----------------------------------------------------------------------
 
+
 def test_references_hold(t: dict[str, pd.DataFrame]) -> None:
     leads = set(t["leads"].lead_id)
     opp_leads = t["opportunities"].lead_id
@@ -161,8 +162,13 @@ def test_touchpoints_tell_journeys(t: dict[str, pd.DataFrame]) -> None:
     assert per_lead.index.size == len(leads)
     assert per_lead.between(1, 8).all()
     # each lead has a touch at its creation, on its own channel and campaign
-    own = leads.merge(touches, left_on=["lead_id", "created_at", "channel", "campaign"],
-                      right_on=["lead_id", "touched_at", "channel", "campaign"], how="left", indicator=True)
+    own = leads.merge(
+        touches,
+        left_on=["lead_id", "created_at", "channel", "campaign"],
+        right_on=["lead_id", "touched_at", "channel", "campaign"],
+        how="left",
+        indicator=True,
+    )
     assert (own.drop_duplicates("lead_id")._merge == "both").all()
     # and won deals from leads have a touch near their close
     won = t["opportunities"].query("stage == 'won' and lead_id != ''")
@@ -173,8 +179,9 @@ def test_touchpoints_tell_journeys(t: dict[str, pd.DataFrame]) -> None:
 
 def test_web_sessions_are_consistent(t: dict[str, pd.DataFrame]) -> None:
     web = t["web_sessions"]
-    sessions, users, new, engaged, pageviews = (num(web[c]) for c in
-                                                ("sessions", "users", "new_users", "engaged_sessions", "pageviews"))
+    sessions, users, new, engaged, pageviews = (
+        num(web[c]) for c in ("sessions", "users", "new_users", "engaged_sessions", "pageviews")
+    )
     assert (sessions >= 1).all()
     assert (engaged <= sessions).all()
     assert (new <= users).all() and (users <= sessions).all()
@@ -192,9 +199,13 @@ def test_web_sessions_are_consistent(t: dict[str, pd.DataFrame]) -> None:
 def test_content_fills_only_what_applies(t: dict[str, pd.DataFrame]) -> None:
     content = t["content"]
     filled = content[["views", "email_sends", "email_opens", "attendees"]] != ""
-    expected = {"blog": [True, False, False, False], "email": [False, True, True, False],
-                "webinar": [True, False, False, True], "event": [False, False, False, True],
-                "print": [True, False, False, False]}
+    expected = {
+        "blog": [True, False, False, False],
+        "email": [False, True, True, False],
+        "webinar": [True, False, False, True],
+        "event": [False, False, False, True],
+        "print": [True, False, False, False],
+    }
     for kind, cols in expected.items():
         assert (filled[content.asset_type == kind] == cols).all().all(), kind
     email = content[content.asset_type == "email"]
@@ -218,6 +229,7 @@ def test_spend_is_daily_for_ads_and_monthly_otherwise(t: dict[str, pd.DataFrame]
 
 # --- arguments, determinism, scale and formats ------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path, fmt: str) -> None:
     a, b, c = (generate(tmp_path / d, seed=s, scale=0.05, fmt=fmt) for d, s in (("a", 3), ("b", 3), ("c", 4)))
@@ -239,8 +251,10 @@ def test_scale_multiplies_the_data(tmp_path: Path, small: tuple[Path, dict[str, 
     # the site grows with the traffic (about 0.1, 0.8 and 11 million rows at scale 1, 10 and 100).
     assert 2 < ratio["web_sessions"] < 4
     assert ratio["revenue"] == 1  # the same months, bigger amounts
-    total = {name: [num(pd.read_csv(d / f"{name}.csv", dtype=str)[col]).sum() for d in (tmp_path, small[0])]
-             for name, col in (("spend", "amount"), ("revenue", "revenue"))}
+    total = {
+        name: [num(pd.read_csv(d / f"{name}.csv", dtype=str)[col]).sum() for d in (tmp_path, small[0])]
+        for name, col in (("spend", "amount"), ("revenue", "revenue"))
+    }
     assert total["spend"][0] / total["spend"][1] == pytest.approx(4, rel=0.1)
     assert 2.5 < total["revenue"][0] / total["revenue"][1] < 6  # a few dozen deals at scale 0.1: noisy
 
@@ -280,12 +294,14 @@ def test_bad_arguments_are_refused(tmp_path: Path, kwargs: dict, match: str) -> 
 
 # --- the committed sample ---------------------------------------------------------------------------
 
+
 def test_committed_sample_is_what_the_generator_writes(tmp_path: Path) -> None:
     generate(tmp_path, seed=42, scale=1)
     assert sorted(p.name for p in SAMPLE.glob("*.csv")) == sorted(f"{name}.csv" for name in CONTRACT)
     for name in CONTRACT:
         assert (SAMPLE / f"{name}.csv").read_bytes() == (tmp_path / f"{name}.csv").read_bytes(), (
-            f"data/sample/{name}.csv is stale: regenerate it with `kpi sample --out data/sample`")
+            f"data/sample/{name}.csv is stale: regenerate it with `kpi sample --out data/sample`"
+        )
 
 
 def test_committed_sample_tells_the_story(committed: dict[str, pd.DataFrame]) -> None:

@@ -42,8 +42,13 @@ BROKEN = [
     ("leads", "2025-02-01 09:00:00,Paid", "2025-02-30 09:00:00,Paid", "created_at", "ISO date-time"),
     ("opportunities", "O3,L2,", "O3,L99,", "lead_id", "exist in `leads.lead_id`"),
     ("touchpoints", "L5,2025-05-05", "L77,2025-05-05", "lead_id", "exist in `leads.lead_id`"),
-    ("opportunities", "2025-02-05 10:00:00,2025-03-20", "2025-02-05 10:00:00,2025-01-20", "closed_at",
-     "closed_at >= created_at"),
+    (
+        "opportunities",
+        "2025-02-05 10:00:00,2025-03-20",
+        "2025-02-05 10:00:00,2025-01-20",
+        "closed_at",
+        "closed_at >= created_at",
+    ),
     ("opportunities", "lost,8000", "stalled,8000", "stage", "one of open, won, lost"),
     ("web_sessions", ",600,500,300,", ",six hundred,500,300,", "sessions", "whole number"),
     ("web_sessions", ",600,500,300,", ",600.5,500,300,", "sessions", "whole number"),
@@ -56,8 +61,9 @@ BROKEN = [
 ]
 
 
-@pytest.mark.parametrize(("table", "old", "new", "column", "words"), BROKEN,
-                         ids=[f"{b[0]}-{b[3]}-{i}" for i, b in enumerate(BROKEN)])
+@pytest.mark.parametrize(
+    ("table", "old", "new", "column", "words"), BROKEN, ids=[f"{b[0]}-{b[3]}-{i}" for i, b in enumerate(BROKEN)]
+)
 def test_each_rule_is_reported(tiny, table, old, new, column, words):
     _edit(tiny, table, old, new)
     with pytest.raises(SchemaError) as err:
@@ -203,8 +209,9 @@ def _to_parquet(folder: Path, *, as_folder: str | None = None) -> None:
         csv.unlink()
 
 
-@pytest.mark.parametrize(("table", "old", "new", "column", "words"), BROKEN,
-                         ids=[f"{b[0]}-{b[3]}-{i}" for i, b in enumerate(BROKEN)])
+@pytest.mark.parametrize(
+    ("table", "old", "new", "column", "words"), BROKEN, ids=[f"{b[0]}-{b[3]}-{i}" for i, b in enumerate(BROKEN)]
+)
 def test_each_rule_is_reported_for_parquet(tiny, table, old, new, column, words):
     _edit(tiny, table, old, new)
     _to_parquet(tiny)

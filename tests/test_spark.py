@@ -181,8 +181,19 @@ def test_spark_catalog_quarter_metrics_equal_duckdb(spark: Any, duck: DataSource
 
 def report_process(out: Path, *args: str) -> subprocess.Popen:
     """Start `kpi report` (latest quarter, summary notebook) in a fresh process."""
-    cmd = [sys.executable, "-m", "kpi_helpers.cli", "report", *args, "--quarter", "latest", "--out", str(out),
-           "--notebooks", str(SUMMARY_NOTEBOOK)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kpi_helpers.cli",
+        "report",
+        *args,
+        "--quarter",
+        "latest",
+        "--out",
+        str(out),
+        "--notebooks",
+        str(SUMMARY_NOTEBOOK),
+    ]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -192,8 +203,9 @@ def finished(proc: subprocess.Popen, timeout: float) -> str:
         return proc.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
         proc.kill()  # its kernel exits with it (ipykernel polls its parent)
-        pytest.fail(f"`{' '.join(proc.args[2:])}` still running after {timeout:.0f} s:\n"
-                    f"{proc.communicate()[0][-3000:]}")
+        pytest.fail(
+            f"`{' '.join(proc.args[2:])}` still running after {timeout:.0f} s:\n{proc.communicate()[0][-3000:]}"
+        )
 
 
 def metrics_json(out: Path) -> dict:
@@ -217,18 +229,38 @@ def test_spark_report_metrics_json_equals_duckdb(
     from kpi_helpers import cli
 
     duck_report = report_process(tmp_path / "duckdb", "--data", str(SAMPLE))
-    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS",
-                       " ".join(f"--conf {k}={v}" for k, v in SPARK_CONF.items()) + " pyspark-shell")
+    monkeypatch.setenv(
+        "PYSPARK_SUBMIT_ARGS", " ".join(f"--conf {k}={v}" for k, v in SPARK_CONF.items()) + " pyspark-shell"
+    )
     result: list[int] = []
-    runner = threading.Thread(target=lambda: result.append(cli.main([
-        "report", "--engine", "pyspark", "--data", str(sample_parquet), "--quarter", "latest",
-        "--out", str(tmp_path / "pyspark"), "--notebooks", str(SUMMARY_NOTEBOOK)])), daemon=True)
+    runner = threading.Thread(
+        target=lambda: result.append(
+            cli.main(
+                [
+                    "report",
+                    "--engine",
+                    "pyspark",
+                    "--data",
+                    str(sample_parquet),
+                    "--quarter",
+                    "latest",
+                    "--out",
+                    str(tmp_path / "pyspark"),
+                    "--notebooks",
+                    str(SUMMARY_NOTEBOOK),
+                ]
+            )
+        ),
+        daemon=True,
+    )
     runner.start()
     runner.join(REPORT_TIMEOUT)
     spark_output = capfd.readouterr()
     duck_output = finished(duck_report, REPORT_TIMEOUT)
-    assert result == [0], (f"kpi report --engine pyspark: {result or 'still running'}\n"
-                           f"{spark_output.out[-2000:]}\n{spark_output.err[-3000:]}")
+    assert result == [0], (
+        f"kpi report --engine pyspark: {result or 'still running'}\n"
+        f"{spark_output.out[-2000:]}\n{spark_output.err[-3000:]}"
+    )
     assert duck_report.returncode == 0, f"kpi report (duckdb) failed:\n{duck_output[-3000:]}"
 
     on_duckdb, on_spark = metrics_json(tmp_path / "duckdb"), metrics_json(tmp_path / "pyspark")
@@ -254,8 +286,9 @@ def test_duckdb_database_file_equals_folder(duck: DataSource, tmp_path: Path) ->
     url = f"duckdb://{db}?read_only=true"
     from_file = DataSource.open(engine=url, goals=SAMPLE / "goals.yml")
     assert from_file.files == {} and from_file.name == url
-    assert_same_metrics(quarter_metrics(duck, "latest"), quarter_metrics(from_file, "latest"),
-                        "latest quarter, DuckDB file vs folder")
+    assert_same_metrics(
+        quarter_metrics(duck, "latest"), quarter_metrics(from_file, "latest"), "latest quarter, DuckDB file vs folder"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,19 +345,30 @@ def _report_path_calls(src: DataSource) -> list[Any]:
     return [
         kq.metrics(),
         QuarterKpis(src, "current").metrics(),  # 00: pacing of the running quarter
-        kq.goal, kq.funnel_plan, kq.revenue_history, kq.revenue_quarters, kq.trailing,  # 01
+        kq.goal,
+        kq.funnel_plan,
+        kq.revenue_history,
+        kq.revenue_quarters,
+        kq.trailing,  # 01
         M.goal_scenario(kq, uplift=0.05).funnel_plan,
-        M.channel_funnel(kq), M.web_table(kq, "device"), facts.content_breakdown(src, kq.quarter),  # 02
-        M.goal_conversion(kq), kq.attribution_comparison(), kq.channels,  # 03
-        M.channel_economics(kq, clv=1.0), M.campaign_economics(kq, clv=1.0), facts.spend_breakdown(src, kq.quarter),
+        M.channel_funnel(kq),
+        M.web_table(kq, "device"),
+        facts.content_breakdown(src, kq.quarter),  # 02
+        M.goal_conversion(kq),
+        kq.attribution_comparison(),
+        kq.channels,  # 03
+        M.channel_economics(kq, clv=1.0),
+        M.campaign_economics(kq, clv=1.0),
+        facts.spend_breakdown(src, kq.quarter),
     ]
 
 
 def _grown(small: list[tuple[str, int]], large: list[tuple[str, int]]) -> list[str]:
     """Queries whose result has clearly more rows on the larger data (by position; same labels)."""
     assert [label for label, _ in small] == [label for label, _ in large], (small, large)
-    return [f"{label}: {a} -> {b} rows" for (label, a), (_, b) in zip(small, large, strict=True)
-            if b > a + max(5, 0.05 * a)]
+    return [
+        f"{label}: {a} -> {b} rows" for (label, a), (_, b) in zip(small, large, strict=True) if b > a + max(5, 0.05 * a)
+    ]
 
 
 def test_report_path_rows_do_not_grow_with_the_data(scaled_sources: dict[int, DataSource]) -> None:
