@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 		--display-name "Marketing KPI kit" > /dev/null
 	@touch $(STAMP)
 
-.PHONY: help install report summary validate test lint lab sample bench clean
+.PHONY: help install report summary validate test test-fast check typecheck lint lab sample bench clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,14 +34,31 @@ summary: $(STAMP) ## print a quarter's KPI table in the terminal
 validate: $(STAMP) ## check DATA against the data contract
 	$(BIN)/kpi validate --data $(DATA)
 
-test: $(STAMP) ## run the whole test suite (unit, notebooks, report, browser)
+test: $(STAMP) ## run the whole test suite (unit, doctests, notebooks, report, browser)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff on the package, tests, benchmarks and notebooks
-	$(BIN)/ruff check kpi_helpers tests benchmarks notebooks
+test-fast: $(STAMP) ## the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
 
-lab: $(STAMP) ## start JupyterLab on the notebooks with the kit's kernel
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+CHECKED := kpi_helpers tests benchmarks notebooks data/examples
+
+check: $(STAMP) ## what CI checks before the tests: ruff lint and format, mypy, doctests of every module
+	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/ruff format --check $(CHECKED)
+	$(BIN)/mypy
+	$(BIN)/python -m pytest --doctest-modules kpi_helpers -q -p no:cacheprovider
+
+typecheck: $(STAMP) ## mypy on kpi_helpers (zero errors; part of make check)
+	$(BIN)/mypy
+
+lint: $(STAMP) ## ruff on the package, tests, benchmarks and notebooks
+	$(BIN)/ruff check $(CHECKED)
+
+# Headless-friendly: no browser is opened without a display, and root (containers, CI) is allowed.
+LAB_FLAGS ?= $(if $(DISPLAY),,--no-browser) $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+lab: $(STAMP) ## start JupyterLab on the notebooks with the kit's kernel (LAB_FLAGS to add flags)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_FLAGS)
 
 sample: $(STAMP) ## regenerate data/sample (seed 42, scale 1)
 	$(BIN)/kpi sample --out data/sample --seed 42 --scale 1

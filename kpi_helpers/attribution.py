@@ -2,17 +2,21 @@
 
 Two kinds of input are accepted by :func:`attribute`:
 
-- a **path table**, the shape web analytics conversion-path exports have: a pandas DataFrame with
-  columns ``path`` (channels joined by ``" > "``), ``conversions`` and, optionally, ``value`` and
-  ``nulls`` (journeys of the same path that did not convert; both default to 0);
+- a **path table**, the shape web analytics conversion-path exports have: columns ``path``
+  (channels joined by ``" > "``), ``conversions`` and, optionally, ``value`` and ``nulls``
+  (journeys of the same path that did not convert; both default to 0), as a pandas DataFrame or
+  as an ibis table (a data source's contract table ``paths``);
 - **touch-level journeys** built by :func:`touch_journeys` from the contract's ``touchpoints``,
-  ``leads`` and ``opportunities`` tables. They stay in the database engine: rule-based models
+  ``leads`` and ``opportunities`` tables, where a lead without touches is one touch of its own
+  channel (the own-channel rule). They stay in the database engine: rule-based models
   weight every touch there with window functions and sum per channel; ``markov`` counts the
   transitions between channels there and only solves the small chain in numpy; ``shapley`` sums
   there too. pandas only ever sees aggregated rows.
 
-A path table is shipped to the engine as a small in-memory table and goes through the same code,
-so both inputs give the same credit wherever both apply.
+A path table is split into touches in its engine (a DataFrame is shipped to DuckDB as an
+in-memory table first) and goes through the same code, so both inputs give the same credit
+wherever both apply. ``markov`` needs non-converting journeys; without them it refuses, or runs
+in the converters-only mode when asked (:func:`attribute`), and says which mode ran.
 
 Every model returns a DataFrame indexed by channel (sorted) with the credited ``conversions`` and
 ``value``; their sums equal the input's total conversions and value. Rule-based models give each
@@ -54,6 +58,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .exceptions import AttributionError
 
@@ -61,6 +67,7 @@ if TYPE_CHECKING:
     from ibis.expr.builders import LegacyWindowBuilder
 
 __all__ = [
+    "MARKOV_MODES",
     "MODELS",
     "NEED_NULLS",
     "NOT_SET",
@@ -89,6 +96,10 @@ MODELS: tuple[str, ...] = (
 TOUCH_LEVEL_ONLY: tuple[str, ...] = ("w_shaped", "full_path")
 #: models that read the non-converting journeys (the others ignore them).
 NEED_NULLS: tuple[str, ...] = ("markov",)
+#: what `attribute(..., "markov")` ran, in ``result.attrs["markov_mode"]``: over every journey
+#: (the default, which needs non-converting ones) or over converting journeys alone
+#: (``converters_only=True``).
+MARKOV_MODES: tuple[str, ...] = ("all_journeys", "converters_only")
 #: how channels are joined in a path.
 SEPARATOR = " > "
 #: label of a touch without channel or campaign.
@@ -108,6 +119,29 @@ _MAX_STATES = 2500
 _SHOWN_ROWS = 10
 #: summands are rounded to 1e-18 and summed exactly (see `_exact_sum`).
 _EXACT = "decimal(38, 18)"
+#: how a path table is named in messages
+_WHERE = "`path table`"
+_NUMBERS = ("conversions", "value", "nulls")
+#: columns whose absence means "none of that kind": an entirely empty column is absent too (an
+#: export or an engine table without them); one empty cell among values is refused
+_ENTIRELY_EMPTY_IS_ZERO = ("value", "nulls")
+#: channels in a path are trimmed of ASCII whitespace (what the engines' `strip` removes)
+_WS = r"[ \t\n\r\v\f]"
+#: a path without any channel, or with an empty one between separators
+_EMPTY_CHANNEL = rf"^{_WS}*$|^{_WS}*>|>{_WS}*>|>{_WS}*$"
+#: a path not written exactly as channels joined by " > " (then its pieces need trimming)
+_NOT_CANONICAL = rf"^{_WS}|{_WS}$|[^ ]>|>[^ ]|{_WS} >|> {_WS}"
+#: (one, many, expected) of two path-table problems
+_EMPTY = (
+    "empty path or channel",
+    "empty paths or channels",
+    "expected channels joined by ' > ', e.g. 'Search > Email'",
+)
+_ORPHAN = (
+    "value without conversions",
+    "values without conversions",
+    "value belongs to conversions, so `conversions` must be > 0 where `value` is",
+)
 
 _DESCRIPTIONS = {
     "first_touch": (
@@ -157,36 +191,62 @@ _DESCRIPTIONS = {
         "channel do not add credit. Measures association, not causation."
     ),
 }
+_CONVERTERS_ONLY_DESCRIPTION = (
+    "Markov, converters-only mode (data-driven, biased): no journeys that did not convert were "
+    "exported, so the chain is estimated from converting journeys alone, and a channel's credit is "
+    "its share of the chance that a converting journey passes through it. This measures reach among "
+    "buyers, not how much a channel raises the chance to convert: channels on most paths are "
+    "overstated, and a channel that brings many journeys that never convert is not penalised."
+)
 
 
 # --------------------------------------------------------------------------------------------- public
 
 
-def describe_model(name: str) -> str:
+def describe_model(name: str, *, markov_mode: str | None = None) -> str:
     """Plain-words note of what attribution model ``name`` assumes (for notebooks and reports).
 
     Parameters
     ----------
     name
         One of :data:`MODELS`.
+    markov_mode
+        For ``markov``, the mode that ran (``result.attrs["markov_mode"]``, one of
+        :data:`MARKOV_MODES`): ``"converters_only"`` describes that mode and its bias; ``None``
+        or ``"all_journeys"`` the default.
 
     Returns
     -------
     str
-        One or two sentences.
+        One to three sentences.
 
     Raises
     ------
     AttributionError
-        When ``name`` is not a model.
+        When ``name`` is not a model, or ``markov_mode`` is not a mode of ``markov``.
+
+    Notes
+    -----
+    On touch-level journeys every model credits a lead without touches through the lead's own
+    channel and campaign (one touch at its creation; :func:`touch_journeys`). Say so next to the
+    numbers, with the split of :meth:`Journeys.credit_sources`, e.g. "82% of revenue came from
+    touch journeys, 18% from the lead's own channel".
 
     Examples
     --------
     >>> describe_model("linear").split(":")[0]
     'Linear'
+    >>> describe_model("markov", markov_mode="converters_only").split(":")[0]
+    'Markov, converters-only mode (data-driven, biased)'
     """
     _check_model(name)
-    return _DESCRIPTIONS[name]
+    if markov_mode is None or (name == "markov" and markov_mode == "all_journeys"):
+        return _DESCRIPTIONS[name]
+    if name != "markov" or markov_mode not in MARKOV_MODES:
+        raise AttributionError(
+            f"`markov_mode` is for model `markov`, one of {_names(MARKOV_MODES)}; got {markov_mode!r} for `{name}`"
+        )
+    return _CONVERTERS_ONLY_DESCRIPTION
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,11 +275,37 @@ class Journeys:
           (the journey's last touch, since later touches are not part of it). A moment without
           any touch at or before it is missing: no touch carries the flag;
         - ``converted`` (boolean), ``converted_at`` (the won deal's ``closed_at``) and ``value``
-          (the deal's ``amount``; 0 when not converted), repeated on every touch of the journey.
+          (the deal's ``amount``; 0 when not converted), repeated on every touch of the journey;
+        - ``own_channel`` (boolean): the touch is the lead's own channel and campaign at its
+          creation, standing in for a journey without any touch (see :func:`touch_journeys`);
+          such a journey has this one touch.
     unattributed
-        Won deals in the window without any touch at or before ``closed_at``
-        (``opportunity_id``, ``lead_id``, ``closed_at``, ``amount``): they are not journeys, so no
-        model credits them. Count them in reports; ``None`` when unknown.
+        Won deals in the window that are no journey (``opportunity_id``, ``lead_id``,
+        ``closed_at``, ``amount``), so no model credits them: with the own-channel rule, deals
+        whose lead is missing from ``leads``; without it, also deals without any touch at or
+        before ``closed_at``. Count them in reports; ``None`` when unknown.
+    has_nulls
+        False when built without the non-converting journeys
+        (``touch_journeys(include_nulls=False)``).
+
+    Examples
+    --------
+    A lead with two touches won 300; a lead without touches, created by Email, won 100:
+
+    >>> import ibis
+    >>> touches = ibis.memtable({"lead_id": ["L1", "L1"], "channel": ["Search", "Social"],
+    ...     "touched_at": pd.to_datetime(["2024-01-02", "2024-01-05"])})
+    >>> leads = ibis.memtable({"lead_id": ["L1", "L2"], "channel": ["Search", "Email"],
+    ...     "created_at": pd.to_datetime(["2024-01-03", "2024-01-04"])})
+    >>> deals = ibis.memtable({"opportunity_id": ["O1", "O2"], "lead_id": ["L1", "L2"],
+    ...     "created_at": pd.to_datetime(["2024-01-06", "2024-01-07"]),
+    ...     "closed_at": pd.to_datetime(["2024-01-09", "2024-01-10"]),
+    ...     "stage": ["won", "won"], "amount": [300.0, 100.0]})
+    >>> journeys = touch_journeys(touches, leads, deals)
+    >>> journeys.credit_sources()["value_share"].to_dict()
+    {'touch_journeys': 0.75, 'own_channel': 0.25, 'unattributed': 0.0}
+    >>> attribute(journeys, "linear")["value"].to_dict()
+    {'Email': 100.0, 'Search': 150.0, 'Social': 150.0}
     """
 
     table: ir.Table
@@ -245,6 +331,7 @@ class Journeys:
         "converted",
         "converted_at",
         "value",
+        "own_channel",
     )
 
     def __post_init__(self) -> None:
@@ -337,9 +424,11 @@ class Journeys:
         Returns
         -------
         dict
-            ``journeys``, ``conversions``, ``nulls``, ``value`` and ``touches``; when
-            :attr:`unattributed` is known also ``unattributed_conversions`` and
-            ``unattributed_value`` (won deals without any touch, which no model credits).
+            ``journeys``, ``conversions``, ``nulls``, ``value`` and ``touches`` (own-channel
+            touches included); when :attr:`unattributed` is known also
+            ``unattributed_conversions`` and ``unattributed_value`` (won deals that are no
+            journey, which no model credits). :meth:`credit_sources` splits the conversions
+            and value by where they came from.
         """
         t = self.table
         per_journey = t.group_by("journey_id").aggregate(converted=t.converted.max(), value=t.value.max(), n=t.count())
@@ -357,15 +446,54 @@ class Journeys:
         }
         out["nulls"] = out["journeys"] - out["conversions"]
         if self.unattributed is not None:
-            u = self.unattributed
-            urow = u.aggregate(n=u.count(), value=_exact_sum(u.amount)).execute()
-            out["unattributed_conversions"] = int(urow["n"].iloc[0])
-            out["unattributed_value"] = float(_zero_if_null(urow["value"].iloc[0]))
+            out["unattributed_conversions"], out["unattributed_value"] = _deal_totals(self.unattributed)
+        return out
+
+    def credit_sources(self) -> pd.DataFrame:
+        """Where the converting journeys came from: touches, or the lead's own channel; in the engine.
+
+        A won deal is credited through its lead's touches (``touch_journeys``) or, when the lead
+        has no touch at or before the close, through the lead's own channel (``own_channel``);
+        ``unattributed`` deals (lead missing from ``leads``) are credited to no channel. For a
+        report: "X% of revenue came from touch journeys, Y% from the lead's own channel".
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``source``: ``touch_journeys``, ``own_channel`` and, when :attr:`unattributed` is
+            known, ``unattributed``. Columns ``conversions`` (won deals, int), ``value`` (their
+            amounts, float) and ``conversions_share``, ``value_share``: fractions (0-1) of the
+            column's total over the rows shown, NaN when that total is 0.
+        """
+        t = self.table
+        # a converting journey's first touch stands for the journey: one row each, no group-by
+        first = t.filter(t.converted & (t.position == 1))
+        df = (
+            first.group_by(own=first.own_channel)
+            .aggregate(conversions=first.count(), value=_exact_sum(first.value))
+            .execute()
+        )
+        rows = {"touch_journeys": (0, 0.0), "own_channel": (0, 0.0)}
+        for own, conv, value in zip(df["own"], df["conversions"], df["value"], strict=True):
+            rows["own_channel" if own else "touch_journeys"] = (int(conv), float(_zero_if_null(value)))
+        if self.unattributed is not None:
+            rows["unattributed"] = _deal_totals(self.unattributed)
+        out = pd.DataFrame.from_dict(rows, orient="index", columns=["conversions", "value"])
+        out.index.name = "source"
+        for col in ("conversions", "value"):
+            total = out[col].sum()
+            out[f"{col}_share"] = out[col] / total if total > 0 else np.nan
         return out
 
 
+def _deal_totals(deals: ir.Table) -> tuple[int, float]:
+    """Number and exact total ``amount`` of a table of deals."""
+    row = deals.aggregate(n=deals.count(), value=_exact_sum(deals.amount)).execute()
+    return int(row["n"].iloc[0]), float(_zero_if_null(row["value"].iloc[0]))
+
+
 def touch_journeys(
-    touchpoints: ir.Table,
+    touchpoints: ir.Table | None,
     leads: ir.Table,
     opportunities: ir.Table,
     *,
@@ -373,6 +501,7 @@ def touch_journeys(
     end: dt.date | dt.datetime | str | None = None,
     lookback_days: int = 365,
     include_nulls: bool = True,
+    own_channel: bool = True,
 ) -> Journeys:
     """Build touch-level journeys from the contract tables, lazily, in the database engine.
 
@@ -380,15 +509,27 @@ def touch_journeys(
     one journey per won deal, made of the lead's touches at or before the deal's ``closed_at``;
     their value is the deal's ``amount``. Non-converting journeys (nulls, used by ``markov``) are
     the leads created in ``[start - lookback_days, end)`` that have no won deal closed before
-    ``end``, made of their touches before ``end``. Journeys without any touch are left out; won
-    deals left out that way are in :attr:`Journeys.unattributed`.
+    ``end``, made of their touches before ``end``.
+
+    **Own-channel rule** (``own_channel=True``, the default): a journey without any touch (no
+    touchpoints at all, or none of the lead's before the close, or before ``end`` for a null) is
+    one touch of the lead's own channel and campaign (``leads.channel``, ``leads.campaign``) at
+    the lead's ``created_at``, flagged ``own_channel``. So every won deal of a lead in ``leads``
+    is a journey, every model's credit sums to the window's lead revenue (won deals with a lead),
+    and a lead without touches that did not buy is a one-touch null journey of its own channel,
+    as it would be were the touch recorded (Markov sees where untouched leads came from, whether
+    they bought or not). :meth:`Journeys.credit_sources` says how much came from each kind. With
+    ``own_channel=False`` journeys without touches are left out, and their won deals are only
+    counted in :attr:`Journeys.unattributed`.
 
     Parameters
     ----------
     touchpoints, leads, opportunities
         ibis tables typed per the contract (:mod:`kpi_helpers.schema`): timestamps for
         ``touched_at``, ``created_at`` and ``closed_at``; numeric ``amount``; ``stage`` open, won or
-        lost (compared trimmed and case-insensitively). ``touchpoints.campaign`` may be absent.
+        lost (compared trimmed and case-insensitively). ``touchpoints.campaign`` and
+        ``leads.campaign`` may be absent; ``leads.channel`` is needed for the own-channel rule.
+        ``touchpoints`` may have no rows, or be ``None`` (no touchpoints at all).
     start, end
         Conversion window: ``closed_at >= start`` and ``closed_at < end`` (dates mean midnight,
         ``end`` is exclusive). ``None`` leaves that side open.
@@ -399,6 +540,8 @@ def touch_journeys(
         Build the non-converting journeys too (default). Only ``markov`` uses them, and they are
         most of the touches (98% of them on the sample): leave them out for the other models.
         Without them, labels seen only on non-converting journeys are absent from the results.
+    own_channel
+        Apply the own-channel rule above (default True).
 
     Returns
     -------
@@ -416,20 +559,36 @@ def touch_journeys(
         raise AttributionError(f"`start` ({start_ts}) must be before `end` ({end_ts}); `end` is exclusive")
     if isinstance(lookback_days, bool) or not isinstance(lookback_days, int) or lookback_days < 0:
         raise AttributionError(f"`lookback_days` must be a whole number of days >= 0, got {lookback_days!r}")
-    _check_tables(touchpoints, leads, opportunities)
+    for name, flag in (("include_nulls", include_nulls), ("own_channel", own_channel)):
+        if not isinstance(flag, bool | np.bool_):
+            raise AttributionError(f"`{name}` must be True or False, got {flag!r}")
+    _check_tables(touchpoints, leads, opportunities, own_channel=own_channel)
 
     def label(col: ir.StringValue) -> ir.StringValue:
         # labels are used as loaded (the contract loader validates them); only nulls get one
         return col.fill_null(NOT_SET)
 
-    campaign = touchpoints.campaign.cast("string") if "campaign" in touchpoints.columns else ibis.null().cast("string")
-    tp = touchpoints.select(
-        tp_lead_id=touchpoints.lead_id.cast("string"),
-        touched_at=touchpoints.touched_at.cast("timestamp"),
-        channel=label(touchpoints.channel.cast("string")),
-        campaign=label(campaign),
+    def optional(table: ir.Table, col: str) -> ir.StringValue:
+        return table[col].cast("string") if col in table.columns else ibis.null().cast("string")
+
+    ld = leads.select(
+        l_lead_id=leads.lead_id.cast("string"),
+        lead_created_at=leads.created_at.cast("timestamp"),
+        lead_channel=label(optional(leads, "channel")),
+        lead_campaign=label(optional(leads, "campaign")),
     )
-    ld = leads.select(l_lead_id=leads.lead_id.cast("string"), lead_created_at=leads.created_at.cast("timestamp"))
+    if touchpoints is None:
+        # no rows, in the leads' own engine (an in-memory table would need a second one)
+        tp = ld.select(
+            tp_lead_id=ld.l_lead_id, touched_at=ld.lead_created_at, channel=ld.lead_channel, campaign=ld.lead_campaign
+        ).filter(ibis.literal(False))
+    else:
+        tp = touchpoints.select(
+            tp_lead_id=touchpoints.lead_id.cast("string"),
+            touched_at=touchpoints.touched_at.cast("timestamp"),
+            channel=label(touchpoints.channel.cast("string")),
+            campaign=label(optional(touchpoints, "campaign")),
+        )
     op = opportunities
     won = op.filter(
         (op.stage.cast("string").strip().lower() == "won") & op.lead_id.notnull() & op.closed_at.notnull()
@@ -477,8 +636,29 @@ def touch_journeys(
         tp.touched_at <= journeys.converted_at,
         ibis.literal(True) if end_ts is None else tp.touched_at < end_ts,
     )
-    joined = journeys.join(tp, [journeys.lead_id == tp.tp_lead_id, in_journey]).drop("tp_lead_id")
-    touches = joined
+    joined = journeys.join(tp, [journeys.lead_id == tp.tp_lead_id, in_journey]).mutate(own_channel=ibis.literal(False))
+    if own_channel:
+        # a journey matches no touch when its lead's first touch comes after it (or there is
+        # none): found with an equality join on the lead (a hash join; a left join with the time
+        # condition ran as a nested loop, minutes on 100k leads). A lead missing from `leads` has
+        # no creation time and gives no journey.
+        first = tp.group_by(f_lead_id=tp.tp_lead_id).aggregate(first_at=tp.touched_at.min())
+        bare = journeys.left_join(first, journeys.lead_id == first.f_lead_id)
+        after = ibis.ifelse(
+            bare.converted,
+            bare.first_at > bare.converted_at,
+            ibis.literal(False) if end_ts is None else bare.first_at >= end_ts,
+        )
+        bare = bare.filter(bare.lead_created_at.notnull() & (bare.first_at.isnull() | after))
+        own = bare.mutate(
+            tp_lead_id=bare.lead_id,
+            touched_at=bare.lead_created_at,
+            channel=bare.lead_channel,
+            campaign=bare.lead_campaign,
+            own_channel=ibis.literal(True),
+        )
+        joined = joined.union(own.select(*joined.columns))
+    touches = joined.drop("tp_lead_id", "lead_channel", "lead_campaign")
 
     # one window specification for everything: DuckDB then sorts the touches once
     ordered = _per_journey(touches, order_by=["touched_at", "channel", "campaign"])
@@ -509,18 +689,20 @@ def touch_journeys(
     )
     table = touches.select(*Journeys.COLUMNS)
 
-    touched = joined.filter(joined.converted).select(tj=joined.journey_id).distinct()
-    untouched = conv.anti_join(touched, (ibis.literal("opportunity:") + conv.opportunity_id) == touched.tj)
-    unattributed = untouched.select(
-        opportunity_id=untouched.opportunity_id,
-        lead_id=untouched.lead_id,
-        closed_at=untouched.converted_at,
-        amount=untouched.value,
+    # a view: `credited` derives from `conv`, and ibis would otherwise resolve the predicate's
+    # left side to the identical expression on the right, making the anti-join drop every deal
+    credited = joined.filter(joined.converted).select(tj=joined.journey_id).distinct().view()
+    left_out = conv.anti_join(credited, (ibis.literal("opportunity:") + conv.opportunity_id) == credited.tj)
+    unattributed = left_out.select(
+        opportunity_id=left_out.opportunity_id,
+        lead_id=left_out.lead_id,
+        closed_at=left_out.converted_at,
+        amount=left_out.value,
     )
     return Journeys(table, unattributed, has_nulls=include_nulls)
 
 
-def attribute(journeys: pd.DataFrame | Journeys, model: str, **options: Any) -> pd.DataFrame:
+def attribute(journeys: pd.DataFrame | ir.Table | Journeys, model: str, **options: Any) -> pd.DataFrame:
     """Credit conversions and their value to channels with one attribution model.
 
     Notation: a journey has touches :math:`i = 1..n` in time order with channels :math:`c_i`; the
@@ -569,6 +751,26 @@ def attribute(journeys: pd.DataFrame | Journeys, model: str, **options: Any) -> 
       ``order`` (default 1) and ``collapse_repeats``. At order 1 repeats cannot change the
       result (a self-loop only delays absorption); from order 2 they do. At most 2,500
       observed states (channels at order 1, observed pairs of channels at order 2, ...).
+
+      *Modes* (``result.attrs["markov_mode"]``, one of :data:`MARKOV_MODES`). By default
+      (``"all_journeys"``) the chain needs non-converting journeys: input with conversions but
+      without any (a path table whose ``nulls`` are absent or all 0, as in a GA conversion-path
+      export; :class:`Journeys` built with ``include_nulls=False`` or without a single null) is
+      refused with an :class:`AttributionError` saying what to export. With
+      ``converters_only=True`` (``"converters_only"``) the chain is estimated from the
+      converting journeys alone; ``nulls``, where present, are ignored. Its only absorbing state
+      is then conversion, so :math:`P = 1`, and removing :math:`c` turns every walk through
+      :math:`c` into a null: :math:`RE_c = 1 - P_{-c} = \\Pr(\\text{a walk of the chain from the
+      start visits } c)`, and conversions are credited by these visit probabilities (value by
+      the same construction on :math:`V`). It assumes that the journeys that did not convert
+      move between channels as the converting ones do, so that leaving them out changes no
+      removal effect. That is rarely true, and the estimate is biased: it measures how much of
+      the converting traffic passes through a channel (reach among buyers), not how much the
+      channel raises the chance to convert. A channel that brings many journeys that do not
+      convert is not penalised, one whose journeys convert well is not rewarded, and a channel
+      present on most converting paths gets a large share whether or not it matters. (This is
+      what ChannelAttribution computes when given no ``var_null``.) State the mode next to the
+      numbers.
     - ``shapley``: exact Shapley values of the path-set game [2]_:
       :math:`v(S) = \\sum_{p:\\, \\mathrm{set}(p) \\subseteq S} \\text{conv}_p`,
       :math:`\\phi_c = \\sum_{S \\subseteq N \\setminus \\{c\\}} \\frac{|S|!\\,(|N|-|S|-1)!}{|N|!}
@@ -583,32 +785,39 @@ def attribute(journeys: pd.DataFrame | Journeys, model: str, **options: Any) -> 
     Parameters
     ----------
     journeys
-        A path table (pandas DataFrame: ``path``, ``conversions``, optional ``value`` and
-        ``nulls``; counts >= 0; ``value`` only where there are conversions) or :class:`Journeys`.
-        Channels in a path are split on ``">"`` and trimmed; a channel repeated in a path is a
-        repeated touch.
+        A path table or :class:`Journeys` (touch-level; a lead without touches is credited
+        through its own channel, see :func:`touch_journeys`). A path table has columns ``path``,
+        ``conversions`` and optionally ``value`` and ``nulls`` (journeys of the path that did
+        not convert), as a pandas DataFrame or as an ibis table (e.g. the contract table
+        ``paths`` of a data source: validated and attributed in its engine, only aggregates
+        are fetched). Counts are >= 0, ``value`` only where there are conversions; a ``value``
+        or ``nulls`` column that is absent or empty in every row is 0, one empty cell among
+        values is refused. Channels in a path are split on ``">"`` and trimmed of whitespace;
+        a channel repeated in a path is a repeated touch.
     model
         One of :data:`MODELS`.
     **options
         ``direct`` (``last_non_direct``: a name or names of direct channels, default
         ``"Direct"``); ``half_life_days`` (``time_decay`` on journeys, > 0, default 7);
-        ``order`` (int >= 1, default 1) and ``collapse_repeats`` (bool, default True) for
-        ``markov``; ``by`` (journeys only: ``"channel"`` or ``"campaign"``, the label credited).
+        ``order`` (int >= 1, default 1), ``collapse_repeats`` (bool, default True) and
+        ``converters_only`` (bool, default False; see the modes above) for ``markov``; ``by``
+        (journeys only: ``"channel"`` or ``"campaign"``, the label credited).
 
     Returns
     -------
     pandas.DataFrame
         Indexed by channel (or campaign), sorted, every label of the input present (0 if not
         credited); float columns ``conversions`` and ``value``. ``attrs["model"]`` holds the
-        model name.
+        model name; for ``markov``, ``attrs["markov_mode"]`` the mode that ran.
 
     Raises
     ------
     AttributionError
         Unknown model (the message lists them), an option the model does not take, a bad option
-        value, ``w_shaped``/``full_path`` on a path table, or an invalid path table (all its
-        problems at once: missing columns, empty paths or channels, negative or non-numeric
-        counts, with rows).
+        value, ``w_shaped``/``full_path`` on a path table, ``markov`` on converting journeys
+        alone without ``converters_only=True``, or an invalid path table (all its problems at
+        once: missing columns, empty paths or channels, negative, missing or non-numeric
+        counts, with rows of a DataFrame or example paths of an ibis table).
 
     Examples
     --------
@@ -617,10 +826,26 @@ def attribute(journeys: pd.DataFrame | Journeys, model: str, **options: Any) -> 
 
     >>> paths = pd.DataFrame({"path": ["C1 > C2 > C3", "C1", "C2 > C3"],
     ...                       "conversions": [1, 0, 0], "nulls": [0, 1, 1]})
-    >>> attribute(paths, "markov")["conversions"].round(12).tolist()
-    [0.2, 0.4, 0.4]
+    >>> result = attribute(paths, "markov")
+    >>> result["conversions"].round(12).tolist(), result.attrs["markov_mode"]
+    ([0.2, 0.4, 0.4], 'all_journeys')
     >>> attribute(paths, "linear")["conversions"].round(6).tolist()
     [0.333333, 0.333333, 0.333333]
+
+    A conversion-path export without non-converting paths: Markov refuses unless asked for the
+    converters-only mode. From the start the walk goes to A or to B (1/2 each); A converts or
+    moves on to B (1/2 each); B converts (1/3) or moves on to C (2/3), which converts. A walk
+    visits A with probability 1/2, B with 1/2 + 1/4 = 3/4 and C with 3/4 x 2/3 = 1/2: shares
+    2/7, 3/7 and 2/7 of the 4 conversions.
+
+    >>> exported = pd.DataFrame({"path": ["A > B", "A", "B > C"], "conversions": [1, 1, 2]})
+    >>> attribute(exported, "markov")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kpi_helpers.exceptions.AttributionError: `markov` needs non-converting journeys and this path table has none ...
+    >>> result = attribute(exported, "markov", converters_only=True)
+    >>> (result["conversions"] * 7).round(9).tolist(), result.attrs["markov_mode"]
+    ([8.0, 12.0, 8.0], 'converters_only')
     """
     _check_model(model)
     touch_level = _kind(journeys)
@@ -629,7 +854,7 @@ def attribute(journeys: pd.DataFrame | Journeys, model: str, **options: Any) -> 
 
 
 def compare_models(
-    journeys: pd.DataFrame | Journeys,
+    journeys: pd.DataFrame | ir.Table | Journeys,
     models: Sequence[str] | None = None,
     *,
     metric: str = "value",
@@ -640,10 +865,14 @@ def compare_models(
     Parameters
     ----------
     journeys
-        A path table or :class:`Journeys` (see :func:`attribute`).
+        A path table (pandas DataFrame or ibis table) or :class:`Journeys` (see
+        :func:`attribute`).
     models
         Model names; default every model that applies to the input (all of :data:`MODELS` for
-        journeys; all but ``w_shaped`` and ``full_path`` for a path table).
+        journeys; all but ``w_shaped`` and ``full_path`` for a path table), and ``markov`` only
+        where it can run: on converting journeys alone (no non-converting ones) it is left out
+        unless ``converters_only=True`` is given, and ``attrs["skipped"]`` says why. Named
+        explicitly, ``markov`` on such input is refused as :func:`attribute` refuses it.
     metric
         ``"value"`` (default) or ``"conversions"``: which credit to show.
     **options
@@ -654,6 +883,9 @@ def compare_models(
     -------
     pandas.DataFrame
         Index: channel (or campaign), sorted; one float column per model, in the given order.
+        ``attrs["markov_mode"]``: the Markov mode that ran (see :func:`attribute`), when it
+        ran; ``attrs["skipped"]``: ``{model: reason}`` of default models left out (empty when
+        none).
 
     Raises
     ------
@@ -669,6 +901,7 @@ def compare_models(
     touch_level = _kind(journeys)
     if metric not in ("value", "conversions"):
         raise AttributionError(f"`metric` must be 'value' or 'conversions', got {metric!r}")
+    default = models is None
     if models is None:
         models = [m for m in MODELS if touch_level or m not in TOUCH_LEVEL_ONLY]
     elif isinstance(models, str):
@@ -685,12 +918,24 @@ def compare_models(
             f"options they take: {_names(takes) or 'none'}"
         )
     memo: dict[Any, Any] = {}
+    skipped: dict[str, str] = {}
+    if default and not options.get("converters_only", False):
+        # a comparison by default shows what can run; asked for by name, Markov refuses instead
+        reason = _markov_refusal(journeys, memo, query=True)
+        if reason:
+            models.remove("markov")
+            skipped["markov"] = reason
     columns = {}
+    attrs: dict[str, Any] = {"skipped": skipped}
     for m in models:
         opts = _resolve_options(m, touch_level, {k: v for k, v in options.items() if k in accepted[m]})
-        columns[m] = _attribute(journeys, m, opts, memo)[metric]
+        result = _attribute(journeys, m, opts, memo)
+        columns[m] = result[metric]
+        if "markov_mode" in result.attrs:
+            attrs["markov_mode"] = result.attrs["markov_mode"]
     out = pd.concat(columns, axis=1).fillna(0.0) if columns else pd.DataFrame()
     out.columns.name = "model"
+    out.attrs.update(attrs)
     return out
 
 
@@ -706,10 +951,10 @@ def _kind(journeys: object) -> bool:
     """True for touch-level journeys, False for a path table."""
     if isinstance(journeys, Journeys):
         return True
-    if isinstance(journeys, pd.DataFrame):
+    if isinstance(journeys, pd.DataFrame | ir.Table):
         return False
     raise AttributionError(
-        f"`journeys` must be a path table (pandas DataFrame) or `Journeys` from `touch_journeys`, "
+        f"`journeys` must be a path table (pandas DataFrame or ibis table) or `Journeys` from `touch_journeys`, "
         f"got {type(journeys).__name__}"
     )
 
@@ -722,7 +967,7 @@ def _defaults(model: str, touch_level: bool) -> dict[str, Any]:
     if model == "time_decay" and touch_level:
         opts["half_life_days"] = 7.0
     if model == "markov":
-        opts.update(order=1, collapse_repeats=True)
+        opts.update(order=1, collapse_repeats=True, converters_only=False)
     if touch_level:
         opts["by"] = "channel"
     return opts
@@ -768,8 +1013,9 @@ def _resolve_options(model: str, touch_level: bool, options: dict[str, Any]) -> 
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise AttributionError(f"`order` must be a whole number >= 1, got {k!r}")
         opts["order"] = int(k)
-    if "collapse_repeats" in opts and not isinstance(opts["collapse_repeats"], bool | np.bool_):
-        raise AttributionError(f"`collapse_repeats` must be True or False, got {opts['collapse_repeats']!r}")
+    for flag in ("collapse_repeats", "converters_only"):
+        if flag in opts and not isinstance(opts[flag], bool | np.bool_):
+            raise AttributionError(f"`{flag}` must be True or False, got {opts[flag]!r}")
     return opts
 
 
@@ -782,119 +1028,248 @@ def _check_by(by: object) -> None:
 
 
 @dataclass(frozen=True, eq=False)
-class _Paths:
-    """A validated path table, tokenised: one entry per touch, channels coded by sorted name."""
+class _PathTable:
+    """A validated path table in its engine: ``path`` (string) and ``conversions``, ``value``,
+    ``nulls`` (float64, never missing; an absent or entirely empty ``value`` or ``nulls`` is 0),
+    with the totals validation computed on the way."""
 
-    channels: np.ndarray  # sorted unique labels
-    path: np.ndarray  # per touch: row of the table (0-based, ascending)
-    code: np.ndarray  # per touch: index into channels
-    position: np.ndarray  # per touch: 1-based position in its path
-    code_before: np.ndarray  # per touch: code of the touch before in its path, -1 on the first
-    length: np.ndarray  # per row: touches in the path
-    conversions: np.ndarray  # per row
-    value: np.ndarray  # per row
-    nulls: np.ndarray  # per row
+    table: ir.Table
+    conversions: float
+    nulls: float
+    #: every path is channels joined by exactly " > ", so splitting on it needs no trimming
+    canonical: bool
 
 
-def _parse_path_table(df: pd.DataFrame) -> _Paths:
-    """Validate a path table once, reporting every problem together, and tokenise it."""
-    where = "`path table`"
-    missing = [c for c in ("path", "conversions") if c not in df.columns]
+def _path_table(journeys: pd.DataFrame | ir.Table) -> _PathTable:
+    if isinstance(journeys, pd.DataFrame):
+        return _frame_path_table(journeys)
+    return _ibis_path_table(journeys)
+
+
+def _check_path_columns(columns: Iterable[str]) -> None:
+    missing = [c for c in ("path", "conversions") if c not in columns]
     if missing:
         raise AttributionError(
-            f"{where}: missing column(s) {_names(missing)}; expected `path`, `conversions` and optionally "
+            f"{_WHERE}: missing column(s) {_names(missing)}; expected `path`, `conversions` and optionally "
             "`value`, `nulls`"
         )
+
+
+def _frame_path_table(df: pd.DataFrame) -> _PathTable:
+    """Validate a pandas path table, reporting every problem together (rows are index labels),
+    and ship it to the engine as an in-memory table."""
+    _check_path_columns(df.columns)
     problems: list[str] = []
 
     def problem(col: str, mask: np.ndarray, one: str, many: str, expected: str) -> None:
-        problems.append(f"{where}, column `{col}`: {_rows(mask, df.index, one, many)}; {expected}")
+        problems.append(f"{_WHERE}, column `{col}`: {_rows(mask, df.index, one, many)}; {expected}")
 
     numbers: dict[str, np.ndarray] = {}
-    for col in ("conversions", "value", "nulls"):
-        if col not in df.columns:
-            numbers[col] = np.zeros(len(df))
+    for col in _NUMBERS:
+        missing = df[col].isna().to_numpy(dtype=bool) if col in df.columns else None
+        if missing is None or (col in _ENTIRELY_EMPTY_IS_ZERO and missing.all()):
+            numbers[col] = np.zeros(len(df))  # absent: nothing of that kind was exported
             continue
         x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         finite = np.isfinite(x)
         if not finite.all():
-            problem(col, ~finite, "missing or non-numeric value", "such values", "expected a number >= 0")
+            problem(
+                col, ~finite, "missing or non-numeric value", "missing or non-numeric values", "expected a number >= 0"
+            )
         if (finite & (x < 0)).any():
             must = "values must be >= 0" if col == "value" else "counts must be >= 0"
             problem(col, finite & (x < 0), "negative value", "negative values", must)
-        numbers[col] = np.where(finite, x, np.nan)
+        numbers[col] = np.where(finite, x, 0.0)
     orphan = (numbers["value"] > 0) & (numbers["conversions"] == 0)
     if orphan.any():
-        problem(
-            "value",
-            orphan,
-            "value without conversions",
-            "values without conversions",
-            "value belongs to conversions, so `conversions` must be > 0 where `value` is",
-        )
+        problem("value", orphan, _ORPHAN[0], _ORPHAN[1], _ORPHAN[2])
 
-    raw = pd.Series(df["path"].to_numpy(dtype=object), dtype=object)
-    is_text = raw.map(lambda s: isinstance(s, str)).to_numpy(dtype=bool)
-    tokens = raw.where(is_text, "").str.split(">").explode().str.strip()
-    rows = tokens.index.to_numpy(dtype="int64")
-    empty = ~is_text
-    empty[rows[(tokens == "").to_numpy()]] = True
-    if empty.any():
-        problem(
-            "path",
-            empty,
-            "empty path or channel",
-            "empty paths or channels",
-            "expected channels joined by ' > ', e.g. 'Search > Email'",
-        )
+    raw = df["path"]
+    if isinstance(raw.dtype, pd.StringDtype):
+        text = pa.array(raw, type=pa.string())  # no copy when arrow-backed, pandas' default
+    else:  # object: anything may be in it; what is not text is an empty path
+        text = pa.array([s if isinstance(s, str) else None for s in raw], type=pa.string())
+    # one regular-expression pass in the usual case (every path valid and written "A > B")
+    flagged = pc.fill_null(pc.match_substring_regex(text, f"{_EMPTY_CHANNEL}|{_NOT_CANONICAL}"), False)
+    canonical = not pc.any(flagged).as_py()
+    bad = text.is_null().to_numpy(zero_copy_only=False)
+    if not canonical:
+        bad = bad | pc.fill_null(pc.match_substring_regex(text, _EMPTY_CHANNEL), False).to_numpy(zero_copy_only=False)
+        canonical = not pc.any(pc.match_substring_regex(text, _NOT_CANONICAL)).as_py()
+    if bad.any():
+        problem("path", bad, _EMPTY[0], _EMPTY[1], _EMPTY[2])
     if problems:
         raise AttributionError("\n".join(problems))
-    numbers = {k: np.nan_to_num(v) for k, v in numbers.items()}  # NaN only marked invalid rows
-
-    codes, channels = pd.factorize(tokens.to_numpy(dtype=object), sort=True)
-    codes = codes.astype("int64")
-    length = np.bincount(rows, minlength=len(df))
-    first_of_row = np.searchsorted(rows, rows, side="left")
-    position = np.arange(len(rows)) - first_of_row + 1
-    code_before = np.where(position > 1, np.r_[-1, codes[:-1]], -1)
-    return _Paths(
-        channels=np.asarray(channels, dtype=object),
-        path=rows,
-        code=codes,
-        position=position,
-        code_before=code_before,
-        length=length,
-        conversions=numbers["conversions"],
-        value=numbers["value"],
-        nulls=numbers["nulls"],
+    columns = {"path": text, **{col: pa.array(numbers[col], type=pa.float64()) for col in _NUMBERS}}
+    return _PathTable(
+        ibis.memtable(pa.table(columns)),
+        float(numbers["conversions"].sum()),
+        float(numbers["nulls"].sum()),
+        canonical=canonical,
     )
 
 
+def _ibis_path_table(t: ir.Table) -> _PathTable:
+    """Validate a path table held by an engine, in one aggregate query; only when something is
+    wrong a few example paths per problem are fetched (an engine table has no row numbers)."""
+    _check_path_columns(t.columns)
+    schema = t.schema()
+    kinds = []
+    if not (schema["path"].is_string() or schema["path"].is_null()):
+        kinds.append(f"{_WHERE}, column `path`: expected text, got {schema['path']}")
+    for col in _NUMBERS:
+        if col in schema and not (schema[col].is_numeric() or schema[col].is_null()):
+            kinds.append(f"{_WHERE}, column `{col}`: expected numbers, got {schema[col]}")
+    if kinds:
+        raise AttributionError("\n".join(kinds))
+
+    checks: dict[str, tuple[str, ir.BooleanValue, str, str, str]] = {}
+    present: dict[str, ir.FloatingValue] = {}
+    aggs: dict[str, ir.Scalar] = {}
+    for col in _NUMBERS:
+        if col not in schema:
+            continue
+        x = t[col].cast("float64")
+        if not schema[col].is_null():
+            present[col] = x
+        aggs[f"{col}_given"] = x.notnull().cast("int64").sum()
+        unusable = x.isnull() | x.isnan() | x.isinf() if schema[col].is_floating() else x.isnull()
+        checks[f"{col}_missing"] = (
+            col,
+            unusable,
+            "missing or non-numeric value",
+            "missing or non-numeric values",
+            "expected a number >= 0",
+        )
+        must = "values must be >= 0" if col == "value" else "counts must be >= 0"
+        checks[f"{col}_negative"] = (col, x < 0, "negative value", "negative values", must)
+    if "value" in present:
+        orphan = (present["value"] > 0) & (t.conversions.cast("float64") == 0)
+        checks["value_orphan"] = ("value", orphan, *_ORPHAN)
+    path = t.path.cast("string")
+    checks["path_empty"] = ("path", path.isnull() | path.re_search(_EMPTY_CHANNEL), *_EMPTY)
+    for key, (_, mask, *_) in checks.items():
+        aggs[key] = mask.fill_null(False).cast("int64").sum()
+    aggs["not_canonical"] = path.re_search(_NOT_CANONICAL).fill_null(False).cast("int64").sum()
+    for col, x in present.items():
+        aggs[f"{col}_total"] = x.sum(where=x.notnull() & ~x.isnan() & ~x.isinf() & (x >= 0))
+    row = {k: _zero_if_null(v) for k, v in t.aggregate(**aggs).execute().iloc[0].to_dict().items()}
+
+    given = {col: int(row.get(f"{col}_given", 0)) for col in _NUMBERS}
+    empty = [c for c in _ENTIRELY_EMPTY_IS_ZERO if given[c] == 0]  # absent, or not one value: 0
+    problems = []
+    for key, (col, mask, one, many, expected) in checks.items():
+        hits = int(row[key])
+        if hits == 0 or col in empty:
+            continue
+        shown = path.fill_null("<empty>")
+        examples = t.filter(mask.fill_null(False)).select(p=shown).distinct().order_by("p").limit(_SHOWN_ROWS)
+        quoted = ", ".join(_short(p) for p in examples.execute()["p"].tolist())
+        more = ", ..." if hits > _SHOWN_ROWS else ""
+        what = one if hits == 1 else many
+        problems.append(f"{_WHERE}, column `{col}`: {hits} {what} (paths {quoted}{more}); {expected}")
+    if problems:
+        raise AttributionError("\n".join(problems))
+
+    def number(col: str) -> ir.FloatingValue:
+        return ibis.literal(0.0) if col in empty or col not in present else present[col]
+
+    table = t.select(path=path, **{col: number(col) for col in _NUMBERS})
+    totals = {col: 0.0 if col in empty else float(row.get(f"{col}_total", 0.0)) for col in ("conversions", "nulls")}
+    return _PathTable(table, totals["conversions"], totals["nulls"], canonical=int(row["not_canonical"]) == 0)
+
+
 def _attribute(
-    journeys: pd.DataFrame | Journeys, model: str, opts: dict[str, Any], memo: dict[str, Any]
+    journeys: pd.DataFrame | ir.Table | Journeys, model: str, opts: dict[str, Any], memo: dict[str, Any]
 ) -> pd.DataFrame:
-    """Run one model; ``memo`` keeps the token table between the models of one comparison."""
+    """Run one model; ``memo`` keeps the validated input and its token table between the models
+    of one comparison."""
     by = opts.get("by", "channel")
-    if memo.get("by") != by or "tokens" not in memo:
-        if isinstance(journeys, Journeys):
-            tokens = _journey_tokens(journeys, by)
-        else:
-            tokens = _path_tokens(_parse_path_table(journeys))
-        memo.update(tokens=tokens, by=by)
-    tokens = memo["tokens"]
+
+    def tokens() -> ir.Table:
+        if memo.get("by") != by or "tokens" not in memo:
+            if isinstance(journeys, Journeys):
+                memo["tokens"] = _journey_tokens(journeys, by)
+            else:
+                memo["tokens"] = _path_tokens(_validated(journeys, memo))
+            memo["by"] = by
+        return memo["tokens"]
+
+    attrs: dict[str, Any] = {"model": model}
     if model == "markov":
-        if isinstance(journeys, Journeys) and not journeys.has_nulls:
-            raise AttributionError(
-                "`markov` needs the non-converting journeys; build them with `touch_journeys(..., include_nulls=True)`"
-            )
-        credit, labels = _markov_credit(tokens, opts["order"], opts["collapse_repeats"])
+        converters_only = bool(opts["converters_only"])
+        if not converters_only:
+            reason = _markov_refusal(journeys, memo, query=False)
+            if reason:
+                raise AttributionError(reason)
+        if not isinstance(journeys, Journeys) and opts["order"] == 1:
+            counts = _markov_path_counts(_validated(journeys, memo), opts["collapse_repeats"], converters_only)
+        else:
+            markov_tokens = tokens().mutate(nulls=ibis.literal(0.0)) if converters_only else tokens()
+            counts = _markov_tokens_counts(markov_tokens, opts["order"], opts["collapse_repeats"])
+        if not converters_only and counts["to_conversion"].sum() > 0 and counts["to_null"].sum() == 0:
+            # journeys built with their nulls, but not one of them (no lead without a won deal)
+            raise AttributionError(_converting_only_message(journeys))
+        credit, labels = _markov_from_counts(counts, opts["order"])
+        attrs["markov_mode"] = "converters_only" if converters_only else "all_journeys"
     elif model == "shapley":
-        credit, labels = _shapley_credit(tokens), None
+        credit, labels = _shapley_credit(tokens()), None
     else:
-        credit, labels = _rule_credit(tokens, model, opts), None
+        credit, labels = _rule_credit(tokens(), model, opts), None
     out = _frame(credit, labels, by)
-    out.attrs["model"] = model
+    out.attrs.update(attrs)
     return out
+
+
+def _validated(journeys: pd.DataFrame | ir.Table, memo: dict[str, Any]) -> _PathTable:
+    """The path table validated once per comparison."""
+    if "paths" not in memo:
+        memo["paths"] = _path_table(journeys)
+    return memo["paths"]
+
+
+def _markov_refusal(journeys: pd.DataFrame | ir.Table | Journeys, memo: dict[str, Any], *, query: bool) -> str | None:
+    """Why Markov over all journeys cannot run on this input (it has conversions but no
+    non-converting journeys), or None. A path table knows from validation; journeys built without
+    their nulls know from how they were built; other journeys need a query (``query=True``),
+    else :func:`_attribute` finds out from the transitions it counts anyway."""
+    if isinstance(journeys, Journeys):
+        if not journeys.has_nulls:
+            return _converting_only_message(journeys)
+        if not query:
+            return None
+        t = journeys.table
+        row = t.aggregate(conversions=t.converted.any(), nulls=(~t.converted).any()).execute().iloc[0]
+        has_conversions, has_nulls = bool(_zero_if_null(row["conversions"])), bool(_zero_if_null(row["nulls"]))
+    else:
+        p = _validated(journeys, memo)
+        has_conversions, has_nulls = p.conversions > 0, p.nulls > 0
+    return _converting_only_message(journeys) if has_conversions and not has_nulls else None
+
+
+def _converting_only_message(journeys: object) -> str:
+    if isinstance(journeys, Journeys):
+        found = (
+            "these journeys were built without them (`include_nulls=False`)"
+            if not journeys.has_nulls
+            else "these journeys have none (no lead without a won deal in the lookback)"
+        )
+        export = (
+            "build journeys with `touch_journeys(..., include_nulls=True)` from the touchpoints of every lead, "
+            "not only of those who bought"
+        )
+    else:
+        found = "this path table has none (`nulls` absent, or empty or 0 in every row)"
+        export = (
+            "export the paths of the journeys that did not convert too, as column `nulls` "
+            "(GA: the non-converting paths of the conversion-path report; a CRM: the touchpoints of every lead)"
+        )
+    return (
+        f"`markov` needs non-converting journeys and {found}: with converting journeys alone the removal "
+        f"effect measures how often a channel is on a converting path, not how much it adds. To fix, {export}; "
+        "or pass `converters_only=True` for the documented converters-only mode (a biased estimate, see "
+        "`attribute`), or use `shapley` or a rule-based model"
+    )
 
 
 def _frame(credit: ir.Table | pd.DataFrame, labels: list[str] | None, by: str) -> pd.DataFrame:
@@ -904,12 +1279,13 @@ def _frame(credit: ir.Table | pd.DataFrame, labels: list[str] | None, by: str) -
         labels, conv, value = df["label"].tolist(), df["conversions"], df["value"]
     else:
         conv, value = credit["conversions"], credit["value"]
+    names = [str(x) for x in (labels or [])]
     out = pd.DataFrame(
         {
             "conversions": np.asarray(conv, dtype="float64"),
             "value": np.asarray(value, dtype="float64"),
         },
-        index=pd.Index([str(x) for x in labels], name=by, dtype="str"),
+        index=pd.Index(names, name=by, dtype="str"),
     )
     return out.sort_index(kind="stable")
 
@@ -943,26 +1319,60 @@ def _journey_tokens(j: Journeys, by: str) -> ir.Table:
     )
 
 
-def _path_tokens(p: _Paths) -> ir.Table:
-    n = p.length[p.path]
-    df = pd.DataFrame(
-        {
-            "journey_id": p.path,
-            "position": p.position,
-            "n_touches": n,
-            "label": p.channels[p.code],
-            "previous": np.where(p.position > 1, p.channels[np.maximum(p.code_before, 0)], None),
-            "channel": p.channels[p.code],
-            "conversions": p.conversions[p.path],
-            "nulls": p.nulls[p.path],
-            "value": p.value[p.path],
-            # no dates on a path table: one position before the conversion is one half-life
-            "days_before_conversion": (n - p.position).astype("float64"),
-        }
+def _path_tokens(p: _PathTable) -> ir.Table:
+    """Token table of a path table, built in its engine: each row is one journey weighted by its
+    counts; its channels are the path split on ``">"`` and trimmed."""
+    t = p.table
+    s = t.select(
+        journey_id=ibis.row_number(),
+        conversions=t.conversions,
+        nulls=t.nulls,
+        value=t.value,
+        pieces=_split(t.path, p.canonical),
     )
-    for col in ("label", "previous", "channel"):
-        df[col] = df[col].astype("str")
-    return ibis.memtable(df)
+    s = s.mutate(n_touches=s.pieces.length())
+    u = _unnest_paths(s, ["journey_id", "n_touches", "conversions", "nulls", "value"])
+    label = u.piece if p.canonical else u.piece.strip()
+    return u.select(
+        journey_id=u.journey_id,
+        position=u.position,
+        n_touches=u.n_touches,
+        label=label,
+        previous=u.before if p.canonical else u.before.strip(),
+        channel=label,
+        conversions=u.conversions,
+        nulls=u.nulls,
+        value=u.value,
+        # no dates on a path table: one position before the conversion is one half-life
+        days_before_conversion=(u.n_touches - u.position).cast("float64"),
+    )
+
+
+def _unnests_side_by_side(t: ir.Table) -> bool:
+    """Whether ``t``'s engine unnests the lists of one ``SELECT`` side by side (DuckDB does)."""
+    return ibis.get_backend(t).name == "duckdb"
+
+
+def _split(path: ir.StringValue, canonical: bool) -> ir.ArrayValue:
+    """A path's pieces: its channels when ``canonical``, else still to be trimmed."""
+    return path.split(SEPARATOR if canonical else ">")
+
+
+def _unnest_paths(s: ir.Table, keep: list[str], *, position: bool = True) -> ir.Table:
+    """One row per piece of the list column ``pieces``: the ``keep`` columns, ``position``
+    (1-based; left out unless ``position``), ``piece`` and ``before`` (the piece before it; null
+    on the first).
+
+    DuckDB unnests several lists of one ``SELECT`` side by side, which is 10x faster there
+    than indexing the list per element; other engines get the portable form.
+    """
+    before = ibis.array([ibis.null("string")]).concat(s.pieces[:-1])
+    if _unnests_side_by_side(s):
+        numbered = {"position": ibis.range(1, s.pieces.length() + 1).unnest()} if position else {}
+        return s.select(*keep, **numbered, piece=s.pieces.unnest(), before=before.unnest())
+    u = s.mutate(befores=before).unnest("pieces", offset="i")
+    numbered = {"position": u.i + 1} if position else {}
+    return u.select(*keep, **numbered, piece=u.pieces, before=u.befores[u.i])
 
 
 def _exact_sum(
@@ -1049,8 +1459,9 @@ def _shapley_credit(tokens: ir.Table) -> ir.Table:
     return _with_all_labels(tokens, credit)
 
 
-def _markov_credit(tokens: ir.Table, order: int, collapse: bool) -> tuple[pd.DataFrame, list[str]]:
-    """Removal-effect credit of an absorbing Markov chain; transitions counted in the engine.
+def _markov_tokens_counts(tokens: ir.Table, order: int, collapse: bool) -> pd.DataFrame:
+    """Transitions of a token table, aggregated in the engine (columns as :func:`_markov_solve`
+    reads them).
 
     One query: the aggregated transitions also give the labels (every touch is the last label of
     some window) and the totals (every journey leaves exactly once).
@@ -1062,7 +1473,7 @@ def _markov_credit(tokens: ir.Table, order: int, collapse: bool) -> tuple[pd.Dat
         # touch before) enters no new state, so its flow is dropped; it still carries the exit
         # when it is the journey's last touch, which leaves from the same state.
         t = t.mutate(l1=t.previous, is_last=t.position == t.n_touches)
-        enters = ~collapse | t.l1.isnull() | (t.l1 != t.label)
+        enters = ibis.literal(not collapse) | t.l1.isnull() | (t.l1 != t.label)
     else:
         if collapse:
             # a channel repeated back to back is one state visit (ChannelAttribution's default too)
@@ -1073,7 +1484,7 @@ def _markov_credit(tokens: ir.Table, order: int, collapse: bool) -> tuple[pd.Dat
         t = t.mutate(**lags, is_last=t.label.lead().over(ordered).isnull())
         enters = ibis.literal(True)
     window = [f"l{m}" for m in range(order, 0, -1)] + ["label"]
-    counts = (
+    return (
         t.group_by(window)
         .aggregate(
             journeys=_exact_sum(t.conversions + t.nulls, where=enters),
@@ -1083,10 +1494,55 @@ def _markov_credit(tokens: ir.Table, order: int, collapse: bool) -> tuple[pd.Dat
         )
         .execute()
     )
-    # the engine returns groups in any order; sorted, the float work below is the same every run
-    counts = counts.sort_values(window, na_position="first", kind="stable", ignore_index=True)
+
+
+def _markov_path_counts(p: _PathTable, collapse: bool, converters_only: bool) -> pd.DataFrame:
+    """First-order transitions of a path table, aggregated in its engine without a token table.
+
+    The (piece before, piece) pairs of every path and the last pieces are grouped untrimmed
+    first, which leaves a few hundred groups, and only those are trimmed and grouped again:
+    trimming every piece, numbering journeys and the window functions of the token table took
+    most of the time on large path tables. Sums stay exact decimals until the end, so the
+    result is the token table's.
+    """
+    t = p.table
+    nulls = ibis.literal(0.0) if converters_only else t.nulls
+    s = t.select(journeys=t.conversions + nulls, pieces=_split(t.path, p.canonical))
+    u = _unnest_paths(s, ["journeys"], position=False)
+    raw = u.group_by(["before", "piece"]).aggregate(journeys=u.journeys.cast(_EXACT).sum())
+    pairs = raw.select(l1=raw.before.strip(), label=raw.piece.strip(), journeys=raw.journeys)
+    # a repeat enters no new state; at order 1 that changes nothing but round-off (a self-loop
+    # only delays absorption), so it is dropped unless asked to keep it
+    enters = ibis.literal(not collapse) | pairs.l1.isnull() | (pairs.l1 != pairs.label)
+    pairs = pairs.group_by(["l1", "label"]).aggregate(journeys=pairs.journeys.sum(where=enters).cast("float64"))
+    pairs = pairs.mutate(to_conversion=0.0, to_null=0.0, to_value=0.0)
+
+    # the last piece read from the text: no second use of the split lists, which the engine
+    # would then keep in memory for both
+    e = t.select(last=t.path.re_extract(r"[^>]*$", 0), conversions=t.conversions, nulls=nulls, value=t.value)
+    exits = e.group_by("last").aggregate(**{k: e[k].cast(_EXACT).sum() for k in _NUMBERS})
+    exits = exits.select(label=exits["last"].strip(), **{k: exits[k] for k in _NUMBERS})
+    exits = exits.group_by("label").aggregate(**{k: exits[k].sum().cast("float64") for k in _NUMBERS})
+    # an exit row has no flow from the start: it only carries the exits of its state
+    exits = exits.select(
+        l1=ibis.null("string"),
+        label=exits.label,
+        journeys=0.0,
+        to_conversion=exits.conversions,
+        to_null=exits.nulls,
+        to_value=exits.value,
+    )
+    return pairs.select(*exits.columns).union(exits).execute()
+
+
+def _markov_from_counts(counts: pd.DataFrame, order: int) -> tuple[pd.DataFrame, list[str]]:
+    """Credit from aggregated transitions (the engine returns groups in any order; sorted, the
+    float work is the same every run)."""
+    window = [f"l{m}" for m in range(order, 0, -1)] + ["label"]
+    numbers = ("journeys", "to_conversion", "to_null", "to_value")
+    counts = counts.sort_values(window + list(numbers), na_position="first", kind="stable", ignore_index=True)
     labels = sorted(set(counts["label"].tolist()))
-    counts = counts.fillna({c: 0.0 for c in ("journeys", "to_conversion", "to_null", "to_value")})
+    counts = counts.fillna({c: 0.0 for c in numbers})
     conv, value = _markov_solve(
         counts, labels, order, float(counts["to_conversion"].sum()), float(counts["to_value"].sum())
     )
@@ -1176,17 +1632,25 @@ _REQUIRED = {
 }
 
 
-def _check_tables(touchpoints: ir.Table, leads: ir.Table, opportunities: ir.Table) -> None:
+def _check_tables(touchpoints: ir.Table | None, leads: ir.Table, opportunities: ir.Table, *, own_channel: bool) -> None:
     """Columns present and of the contract's types; every problem reported at once."""
     problems = []
     for name, table in (("touchpoints", touchpoints), ("leads", leads), ("opportunities", opportunities)):
+        if table is None and name == "touchpoints":
+            continue
         if not isinstance(table, ir.Table):
             problems.append(f"`{name}` must be an ibis table, got {type(table).__name__}")
             continue
         schema = table.schema()
-        for col, kind in _REQUIRED[name].items():
+        required = dict(_REQUIRED[name])
+        if name == "leads" and own_channel:
+            required["channel"] = "string"
+        for col, kind in required.items():
             if col not in schema:
-                problems.append(f"`{name}`: missing column `{col}`")
+                hint = (
+                    " (the lead's own channel; or `own_channel=False`)" if (name, col) == ("leads", "channel") else ""
+                )
+                problems.append(f"`{name}`: missing column `{col}`{hint}")
                 continue
             typ = schema[col]
             ok = (
@@ -1235,5 +1699,12 @@ def _names(items: Iterable[object]) -> str:
     return ", ".join(f"`{x}`" for x in items)
 
 
-def _zero_if_null(x: object) -> object:
+def _short(text: object, limit: int = 40) -> str:
+    """A value from the data quoted for a message, cut to ``limit`` characters."""
+    s = str(text)
+    return repr(s if len(s) <= limit else s[: limit - 3] + "...")
+
+
+def _zero_if_null(x: Any) -> Any:
+    """An aggregate of no rows (NULL, or NaN through pandas) as 0."""
     return 0 if x is None or pd.isna(x) else x

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field, fields
 
 
 class KpiError(Exception):
-    """Base class of every error the kit raises on purpose."""
+    """Base class of every error the kit raises on purpose.
+
+    ``exit_code`` is what the ``kpi`` command exits with (the contract in ``kpi --help``):
+    2 for bad input or usage (invalid data, an unknown option or parameter, a missing folder, a
+    quarter outside the data), 1 for a run that failed (a notebook error, a dead kernel, a full disk).
+    """
+
+    exit_code: int = 2
 
 
 class PeriodError(KpiError, ValueError):
@@ -38,8 +45,18 @@ class AttributionError(KpiError, ValueError):
     """Attribution input or options are invalid."""
 
 
+class CacheError(KpiError, OSError):
+    """The cache folder cannot be used safely (owned by someone else, writable by others)."""
+
+
 class ReportError(KpiError, RuntimeError):
-    """A report run failed; carries the notebook and cell that failed."""
+    """A report run failed (exit 1); carries the notebook and cell that failed."""
+
+    exit_code = 1
+
+
+class ReportInputError(KpiError, ValueError):
+    """A report cannot start: a bad option, output folder or notebook (exit 2; nothing has run)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,17 @@ class SchemaError(KpiError, ValueError):
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
 
 
-class ParameterError(ReportError, ValueError):
+class MailError(KpiError, ValueError):
+    """A mail cannot be composed: not a rendered quarter, a bad address, no sender (exit 2; nothing was sent)."""
+
+
+class DeliveryError(KpiError, OSError):
+    """The mail server could not be reached, or it refused the login or the message (exit 1)."""
+
+    exit_code = 1
+
+
+class ParameterError(ReportInputError):
     """A report parameter is unknown to the notebooks or cannot be converted to the declared type."""
 
 

@@ -394,6 +394,8 @@ class RevenueGoal:
     target_growth: float
     target_revenue: float
     quarterly: pd.Series
+    #: how the history fell short of the lookback, in words ("" when it did not)
+    note: str = ""
 
     def formula(self) -> str:
         """The target formula with this goal's numbers, e.g. ``"target = 10,000,000 × 25.0% + ..."``."""
@@ -438,8 +440,14 @@ def revenue_goal(
     Raises
     ------
     GoalError
-        Fewer than 2 completed fiscal years before ``fiscal_year``, the year before it missing, or
-        no growth rate computable (e.g. every prior year has zero revenue).
+        No completed fiscal year before ``fiscal_year``, the year before it missing, or no growth
+        rate computable from two or more years (e.g. every prior year has zero revenue).
+
+    Notes
+    -----
+    With fewer completed years than the lookback needs, the goal uses the years it has and says so
+    in ``note``. With a single completed year there is no growth history: the average growth is
+    taken as 0, so the target is last year's revenue x (1 + uplift).
 
     Examples
     --------
@@ -452,25 +460,42 @@ def revenue_goal(
     'target = 11,000,000 × 25.0% + 11,000,000 = 13,750,000'
     >>> goal.quarterly.tolist()
     [3437500.0, 3437500.0, 3437500.0, 3437500.0]
+
+    One completed year: last year x (1 + uplift).
+
+    >>> one = revenue_goal(pd.Series({2025: 1_000_000}), fiscal_year=2026)
+    >>> one.target_revenue, one.note
+    (1050000.0, 'only FY2025 is complete: no growth history, so the target is last year × (1 + uplift)')
     """
     history = revenue_by_fiscal_year[revenue_by_fiscal_year.index < fiscal_year].sort_index()
-    if len(history) < 2:
+    if history.empty:
         raise GoalError(
-            f"revenue goal for fiscal year {fiscal_year}: {len(history)} completed fiscal year(s) before it "
-            f"({history.index.tolist()}); need at least 2 to compute growth"
+            f"revenue goal for fiscal year {fiscal_year}: no completed fiscal year of revenue before it; "
+            "a target needs at least one complete year of the `revenue` table"
         )
     if fiscal_year - 1 not in history.index:
         raise GoalError(
-            f"revenue goal for fiscal year {fiscal_year}: no revenue for fiscal year {fiscal_year - 1}; "
-            "the target is built on the last completed year"
+            f"revenue goal for fiscal year {fiscal_year}: fiscal year {fiscal_year - 1} is not complete in the "
+            "revenue history; the target is built on the last completed year"
         )
     growth_history = yoy_growth(history)
-    avg = average_growth(growth_history, years=lookback_years)
-    if isinstance(avg, Undefined):
-        raise GoalError(
-            f"revenue goal for fiscal year {fiscal_year}: no year-over-year growth computable from "
-            f"{history.index.tolist()} ({growth_history.attrs.get('nan_reason', avg.reason)})"
-        )
+    usable = int(growth_history.notna().sum())
+    note = ""
+    if len(history) == 1:
+        avg: float = 0.0
+        note = f"only FY{history.index[0]} is complete: no growth history, so the target is last year × (1 + uplift)"
+    else:
+        avg = average_growth(growth_history, years=lookback_years)
+        if isinstance(avg, Undefined):
+            raise GoalError(
+                f"revenue goal for fiscal year {fiscal_year}: no year-over-year growth computable from "
+                f"{history.index.tolist()} ({growth_history.attrs.get('nan_reason', avg.reason)})"
+            )
+        if usable < lookback_years:
+            note = (
+                f"the average growth uses {usable} year{'s' if usable != 1 else ''} of growth, "
+                f"fewer than the {lookback_years} asked for (`growth_lookback_years`): that is all the history has"
+            )
     last = float(history.loc[fiscal_year - 1])
     goal_growth = target_growth(avg, uplift=uplift)
     target = target_revenue(last, goal_growth)
@@ -484,4 +509,5 @@ def revenue_goal(
         target_growth=goal_growth,
         target_revenue=target,
         quarterly=quarterly_targets(target, shares),
+        note=note,
     )

@@ -9,8 +9,8 @@ fractions (0-1); presentation formats them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Callable
+from typing import Any, TypeAlias, overload
 
 import numpy as np
 import pandas as pd
@@ -29,14 +29,11 @@ __all__ = [
     "customer_acquisition_cost",
     "customer_lifetime_value",
     "email_open_rate",
-    "funnel_rates",
     "goal_conversion_rate",
     "growth",
     "kpi_status",
     "lead_to_customer_rate",
-    "marketing_cost",
     "marketing_roi",
-    "median_days_between",
     "new_user_share",
     "progress",
     "ratio_label",
@@ -184,6 +181,14 @@ def _divide_series(numerator: Any, denominator: Any, reason: str | None) -> pd.S
     return result
 
 
+@overload
+def safe_divide(numerator: float, denominator: float, *, reason: str | None = ...) -> float: ...
+@overload
+def safe_divide(numerator: pd.Series, denominator: Any, *, reason: str | None = ...) -> pd.Series: ...
+@overload
+def safe_divide(numerator: Any, denominator: pd.Series, *, reason: str | None = ...) -> pd.Series: ...
+@overload
+def safe_divide(numerator: Any, denominator: Any, *, reason: str | None = ...) -> Result: ...
 def safe_divide(numerator: Any, denominator: Any, *, reason: str | None = None) -> Result:
     r"""Divide, giving NaN with a reason (never ``inf``, never an exception) on a zero denominator.
 
@@ -246,6 +251,12 @@ def _then(value: Result, func: Callable[[Any], Any]) -> Result:
 # traffic and leads
 
 
+@overload
+def visits_per_lead(visits: float, leads: float) -> float: ...
+@overload
+def visits_per_lead(visits: pd.Series, leads: Values) -> pd.Series: ...
+@overload
+def visits_per_lead(visits: Values, leads: pd.Series) -> pd.Series: ...
 def visits_per_lead(visits: Values, leads: Values) -> Result:
     r"""Visits needed for one lead.
 
@@ -273,6 +284,12 @@ def visits_per_lead(visits: Values, leads: Values) -> Result:
     return safe_divide(visits, leads, reason="no leads in the period")
 
 
+@overload
+def value_per_lead(lead_revenue: float, leads: float) -> float: ...
+@overload
+def value_per_lead(lead_revenue: pd.Series, leads: Values) -> pd.Series: ...
+@overload
+def value_per_lead(lead_revenue: Values, leads: pd.Series) -> pd.Series: ...
 def value_per_lead(lead_revenue: Values, leads: Values) -> Result:
     r"""Revenue per lead.
 
@@ -298,6 +315,12 @@ def value_per_lead(lead_revenue: Values, leads: Values) -> Result:
     return safe_divide(lead_revenue, leads, reason="no leads in the period")
 
 
+@overload
+def value_per_visit(lead_revenue: float, visits: float) -> float: ...
+@overload
+def value_per_visit(lead_revenue: pd.Series, visits: Values) -> pd.Series: ...
+@overload
+def value_per_visit(lead_revenue: Values, visits: pd.Series) -> pd.Series: ...
 def value_per_visit(lead_revenue: Values, visits: Values) -> Result:
     r"""Revenue per website visit.
 
@@ -323,6 +346,12 @@ def value_per_visit(lead_revenue: Values, visits: Values) -> Result:
     return safe_divide(lead_revenue, visits, reason="no visits in the period")
 
 
+@overload
+def visit_to_lead_rate(visits: float, leads: float) -> float: ...
+@overload
+def visit_to_lead_rate(visits: pd.Series, leads: Values) -> pd.Series: ...
+@overload
+def visit_to_lead_rate(visits: Values, leads: pd.Series) -> pd.Series: ...
 def visit_to_lead_rate(visits: Values, leads: Values) -> Result:
     r"""Share of visits that became leads.
 
@@ -390,6 +419,12 @@ def ratio_label(visits: float | pd.Series, leads: float | pd.Series) -> str | pd
     return _ratio_text(ratio)
 
 
+@overload
+def lead_to_customer_rate(customers: float, leads: float) -> float: ...
+@overload
+def lead_to_customer_rate(customers: pd.Series, leads: Values) -> pd.Series: ...
+@overload
+def lead_to_customer_rate(customers: Values, leads: pd.Series) -> pd.Series: ...
 def lead_to_customer_rate(customers: Values, leads: Values) -> Result:
     r"""Share of leads that became customers.
 
@@ -398,7 +433,7 @@ def lead_to_customer_rate(customers: Values, leads: Values) -> Result:
     Parameters
     ----------
     customers : float, array or Series
-        New customers that came from the leads, a count.
+        New customers that came from the leads (won new-business deals with a lead), a count.
     leads : float, array or Series
         Leads, a count.
 
@@ -415,6 +450,12 @@ def lead_to_customer_rate(customers: Values, leads: Values) -> Result:
     return safe_divide(customers, leads, reason="no leads in the period")
 
 
+@overload
+def conversion_rate(conversions: float, base: float) -> float: ...
+@overload
+def conversion_rate(conversions: pd.Series, base: Values) -> pd.Series: ...
+@overload
+def conversion_rate(conversions: Values, base: pd.Series) -> pd.Series: ...
 def conversion_rate(conversions: Values, base: Values) -> Result:
     r"""Generic conversion rate: the share of ``base`` that converted.
 
@@ -444,6 +485,12 @@ def conversion_rate(conversions: Values, base: Values) -> Result:
 # web analytics and email
 
 
+@overload
+def bounce_rate(engaged_sessions: float, sessions: float) -> float: ...
+@overload
+def bounce_rate(engaged_sessions: pd.Series, sessions: Values) -> pd.Series: ...
+@overload
+def bounce_rate(engaged_sessions: Values, sessions: pd.Series) -> pd.Series: ...
 def bounce_rate(engaged_sessions: Values, sessions: Values) -> Result:
     r"""Share of sessions that were not engaged (GA4 definition: one minus engagement rate).
 
@@ -469,6 +516,12 @@ def bounce_rate(engaged_sessions: Values, sessions: Values) -> Result:
     return _then(safe_divide(engaged_sessions, sessions, reason="no sessions in the period"), lambda r: 1 - r)
 
 
+@overload
+def avg_session_duration(total_duration_s: float, sessions: float) -> float: ...
+@overload
+def avg_session_duration(total_duration_s: pd.Series, sessions: Values) -> pd.Series: ...
+@overload
+def avg_session_duration(total_duration_s: Values, sessions: pd.Series) -> pd.Series: ...
 def avg_session_duration(total_duration_s: Values, sessions: Values) -> Result:
     r"""Average session duration.
 
@@ -494,6 +547,12 @@ def avg_session_duration(total_duration_s: Values, sessions: Values) -> Result:
     return safe_divide(total_duration_s, sessions, reason="no sessions in the period")
 
 
+@overload
+def new_user_share(new_users: float, users: float) -> float: ...
+@overload
+def new_user_share(new_users: pd.Series, users: Values) -> pd.Series: ...
+@overload
+def new_user_share(new_users: Values, users: pd.Series) -> pd.Series: ...
 def new_user_share(new_users: Values, users: Values) -> Result:
     r"""Share of users that were new.
 
@@ -544,6 +603,12 @@ def returning_users(users: Values, new_users: Values) -> Values:
     return users - new_users
 
 
+@overload
+def goal_conversion_rate(completions: float, sessions: float) -> float: ...
+@overload
+def goal_conversion_rate(completions: pd.Series, sessions: Values) -> pd.Series: ...
+@overload
+def goal_conversion_rate(completions: Values, sessions: pd.Series) -> pd.Series: ...
 def goal_conversion_rate(completions: Values, sessions: Values) -> Result:
     r"""Goal (key event) completions per session.
 
@@ -570,6 +635,12 @@ def goal_conversion_rate(completions: Values, sessions: Values) -> Result:
     return safe_divide(completions, sessions, reason="no sessions in the period")
 
 
+@overload
+def email_open_rate(opens: float, sends: float) -> float: ...
+@overload
+def email_open_rate(opens: pd.Series, sends: Values) -> pd.Series: ...
+@overload
+def email_open_rate(opens: Values, sends: pd.Series) -> pd.Series: ...
 def email_open_rate(opens: Values, sends: Values) -> Result:
     r"""Share of sent emails that were opened.
 
@@ -599,36 +670,12 @@ def email_open_rate(opens: Values, sends: Values) -> Result:
 # cost and value
 
 
-def marketing_cost(cost_by_type: Mapping[str, float] | pd.Series) -> float:
-    r"""Marketing cost: every cost type except ``"sales"``.
-
-    .. math:: \text{marketing cost} = \sum_{t \neq \text{sales}} \text{cost}_t
-
-    Parameters
-    ----------
-    cost_by_type : Mapping or Series
-        Cost type (``"ads"``, ``"salaries"``, ``"tools"``, ``"sales"``, ...) to amount in currency.
-        The type ``"sales"`` is matched case-insensitively, ignoring surrounding spaces.
-
-    Returns
-    -------
-    float
-        Currency. No cost types gives 0.0; a missing (NaN/None) amount gives NaN with a reason
-        naming the cost type, rather than silently understating the cost.
-
-    Examples
-    --------
-    >>> marketing_cost({"ads": 600.0, "tools": 400.0, "sales": 2_500.0})
-    1000.0
-    """
-    items = cost_by_type.items()
-    kept = {k: _scalar(v) for k, v in items if str(k).strip().lower() != "sales"}
-    missing = [str(k) for k, v in kept.items() if math.isnan(v)]
-    if missing:
-        return Undefined(f"cost missing for {', '.join(f'`{k}`' for k in missing)}")
-    return float(math.fsum(kept.values()))
-
-
+@overload
+def cost_per_lead(marketing_cost: float, leads: float) -> float: ...
+@overload
+def cost_per_lead(marketing_cost: pd.Series, leads: Values) -> pd.Series: ...
+@overload
+def cost_per_lead(marketing_cost: Values, leads: pd.Series) -> pd.Series: ...
 def cost_per_lead(marketing_cost: Values, leads: Values) -> Result:
     r"""Marketing cost per lead.
 
@@ -637,7 +684,7 @@ def cost_per_lead(marketing_cost: Values, leads: Values) -> Result:
     Parameters
     ----------
     marketing_cost : float, array or Series
-        Marketing cost in currency (see :func:`marketing_cost`).
+        Marketing cost in currency: every cost type but `sales` (`schema.MARKETING_COST_TYPES`).
     leads : float, array or Series
         Leads, a count.
 
@@ -656,6 +703,12 @@ def cost_per_lead(marketing_cost: Values, leads: Values) -> Result:
     return safe_divide(marketing_cost, leads, reason="no leads in the period")
 
 
+@overload
+def customer_acquisition_cost(marketing_cost: float, sales_cost: float, new_customers: float) -> float: ...
+@overload
+def customer_acquisition_cost(marketing_cost: pd.Series, sales_cost: Values, new_customers: Values) -> pd.Series: ...
+@overload
+def customer_acquisition_cost(marketing_cost: Values, sales_cost: Values, new_customers: pd.Series) -> pd.Series: ...
 def customer_acquisition_cost(marketing_cost: Values, sales_cost: Values, new_customers: Values) -> Result:
     r"""Customer acquisition cost (CAC).
 
@@ -668,7 +721,8 @@ def customer_acquisition_cost(marketing_cost: Values, sales_cost: Values, new_cu
     sales_cost : float, array or Series
         Sales cost in currency.
     new_customers : float, array or Series
-        Customers won in the period, a count.
+        Customers won in the period, a count: accounts whose first new-business deal was won
+        (renewals and expansions never make a customer new; see :mod:`kpi_helpers.facts`).
 
     Returns
     -------
@@ -687,6 +741,12 @@ def customer_acquisition_cost(marketing_cost: Values, sales_cost: Values, new_cu
     return safe_divide(marketing_cost + sales_cost, new_customers, reason="no new customers")
 
 
+@overload
+def average_yearly_revenue_per_customer(revenue: float, customers: float, years: float) -> float: ...
+@overload
+def average_yearly_revenue_per_customer(revenue: pd.Series, customers: Values, years: Values) -> pd.Series: ...
+@overload
+def average_yearly_revenue_per_customer(revenue: Values, customers: Values, years: pd.Series) -> pd.Series: ...
 def average_yearly_revenue_per_customer(revenue: Values, customers: Values, years: Values) -> Result:
     r"""Average revenue per customer per year.
 
@@ -695,7 +755,8 @@ def average_yearly_revenue_per_customer(revenue: Values, customers: Values, year
     Parameters
     ----------
     revenue : float, array or Series
-        Revenue over the whole window, in currency.
+        Revenue over the whole window, in currency: won deals of every type (new business,
+        renewals and expansions), as a customer pays all of them.
     customers : float, array or Series
         Customers the revenue came from, a count.
     years : float, array or Series
@@ -755,6 +816,12 @@ def customer_lifetime_value(
     return avg_yearly_revenue_per_customer * gross_margin * lifetime_years
 
 
+@overload
+def clv_to_cac(clv: float, cac: float) -> float: ...
+@overload
+def clv_to_cac(clv: pd.Series, cac: Values) -> pd.Series: ...
+@overload
+def clv_to_cac(clv: Values, cac: pd.Series) -> pd.Series: ...
 def clv_to_cac(clv: Values, cac: Values) -> Result:
     r"""Ratio of customer lifetime value to customer acquisition cost.
 
@@ -781,6 +848,12 @@ def clv_to_cac(clv: Values, cac: Values) -> Result:
     return safe_divide(clv, cac, reason="customer acquisition cost is zero")
 
 
+@overload
+def marketing_roi(attributed_revenue: float, marketing_cost: float) -> float: ...
+@overload
+def marketing_roi(attributed_revenue: pd.Series, marketing_cost: Values) -> pd.Series: ...
+@overload
+def marketing_roi(attributed_revenue: Values, marketing_cost: pd.Series) -> pd.Series: ...
 def marketing_roi(attributed_revenue: Values, marketing_cost: Values) -> Result:
     r"""Marketing return on investment.
 
@@ -811,6 +884,12 @@ def marketing_roi(attributed_revenue: Values, marketing_cost: Values) -> Result:
 # growth, pacing and status
 
 
+@overload
+def growth(current: float, previous: float) -> float: ...
+@overload
+def growth(current: pd.Series, previous: Values) -> pd.Series: ...
+@overload
+def growth(current: Values, previous: pd.Series) -> pd.Series: ...
 def growth(current: Values, previous: Values) -> Result:
     r"""Relative change from the previous period.
 
@@ -870,6 +949,14 @@ def run_rate_projection(value_to_date: Values, *, days_elapsed: Values, days_in_
     return _then(daily, lambda d: d * days_in_period)
 
 
+@overload
+def progress(actual: float, target: float, baseline: float | None = ...) -> float: ...
+@overload
+def progress(actual: pd.Series, target: Values, baseline: Values | None = ...) -> pd.Series: ...
+@overload
+def progress(actual: Values, target: pd.Series, baseline: Values | None = ...) -> pd.Series: ...
+@overload
+def progress(actual: Values, target: Values, baseline: Values | None = ...) -> Result: ...
 def progress(actual: Values, target: Values, baseline: Values | None = None) -> Result:
     r"""Share of the way from the baseline to the target that the actual value has covered.
 
@@ -910,7 +997,7 @@ def _status(actual: Any, target: Any, baseline: Any, higher_is_better: bool, at_
     if actual >= target if higher_is_better else actual <= target:
         return "on track"
     if baseline is not None and not math.isnan(_scalar(baseline)):
-        share = progress(actual, target, baseline)
+        share = _scalar(progress(actual, target, baseline))
         near = not math.isnan(share) and share >= at_risk
     else:
         near = actual >= at_risk * target if higher_is_better else actual * at_risk <= target
@@ -982,78 +1069,3 @@ def kpi_status(
 
 # --------------------------------------------------------------------------------------------------
 # funnel and velocity
-
-
-def funnel_rates(counts: pd.Series) -> pd.DataFrame:
-    r"""Step and cumulative conversion rates down a funnel.
-
-    .. math::
-
-        \text{step rate}_i = \frac{n_i}{n_{i-1}}, \qquad \text{cumulative rate}_i = \frac{n_i}{n_0}
-
-    Parameters
-    ----------
-    counts : Series
-        Counts per stage in funnel order, e.g. index ``leads, mqls, sqls, opportunities, won``.
-
-    Returns
-    -------
-    DataFrame
-        Indexed like ``counts`` with columns ``count``, ``step_rate`` and ``cumulative_rate``
-        (fractions). For cohort data, where each stage is a subset of the previous one, both rates
-        lie in [0, 1] and the cumulative rate never increases. The first stage's step rate is NaN
-        (no previous stage); a stage after a zero count, or every stage when the first count is
-        zero, is NaN too. ``attrs["nan_reason"]`` says why.
-
-    Examples
-    --------
-    >>> counts = pd.Series({"leads": 1_200, "mqls": 600, "sqls": 240, "opportunities": 120, "won": 30})
-    >>> funnel_rates(counts)
-                   count  step_rate  cumulative_rate
-    leads           1200        NaN            1.000
-    mqls             600       0.50            0.500
-    sqls             240       0.40            0.200
-    opportunities    120       0.50            0.100
-    won               30       0.25            0.025
-    """
-    step = safe_divide(counts, counts.shift(1), reason="previous stage count is zero")
-    first = counts.iloc[0] if len(counts) else math.nan
-    cumulative = safe_divide(counts, pd.Series(first, index=counts.index), reason="first stage count is zero")
-    reasons = ["the first stage has no previous stage"]
-    if (counts.iloc[:-1] == 0).any():
-        reasons.append("a previous stage count is zero")
-    if first == 0:
-        reasons.append("the first stage count is zero")
-    frame = pd.DataFrame({"count": counts, "step_rate": step, "cumulative_rate": cumulative})
-    frame.attrs = {"nan_reason": "; ".join(reasons)}
-    return frame
-
-
-def median_days_between(start: pd.Series, end: pd.Series) -> float:
-    r"""Median days from a start date to an end date, e.g. lead created to deal won.
-
-    .. math:: \text{median days} = \operatorname{median}_i \frac{\text{end}_i - \text{start}_i}{1\ \text{day}}
-
-    Parameters
-    ----------
-    start, end : Series of timestamps
-        Start and end per row, aligned on the index. Rows where either is missing (NaT), e.g.
-        deals not yet closed, are ignored.
-
-    Returns
-    -------
-    float
-        Days, fractional. No row with both dates gives NaN, reason
-        ``"no rows with both a start and an end date"``.
-
-    Examples
-    --------
-    >>> start = pd.Series(pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-10"]))
-    >>> end = pd.Series(pd.to_datetime(["2026-01-11", None, "2026-01-30"]))
-    >>> median_days_between(start, end)
-    15.0
-    """
-    days = (pd.to_datetime(end) - pd.to_datetime(start)).dropna().dt.total_seconds() / 86_400
-    if days.empty:
-        return Undefined("no rows with both a start and an end date")
-    return float(days.median())

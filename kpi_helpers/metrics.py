@@ -1,10 +1,16 @@
 """A quarter's KPIs, computed once: what ``metrics.json``, ``kpi summary`` and the notebooks show.
 
 :class:`QuarterKpis` gathers the facts of a quarter from the engine (each fact once, cached) and
-applies the KPI formulas of :mod:`kpi_helpers.kpis`, the goal setting of :mod:`kpi_helpers.goals`
-and the attribution of :mod:`kpi_helpers.attribution`. :func:`quarter_metrics` returns the
-machine-readable dict; the notebooks read the same object, so a number in the HTML and in
-``metrics.json`` come from one computation.
+applies the KPI formulas of :mod:`kpi_helpers.kpis` through the registry (:mod:`kpi_helpers.registry`),
+the goal setting of :mod:`kpi_helpers.goals` and the attribution of :mod:`kpi_helpers.attribution`.
+:func:`quarter_metrics` returns the machine-readable dict; the notebooks read the same object, so
+a number in the HTML and in ``metrics.json`` come from one computation.
+
+Missing data is never a 0. Each KPI is computed only where the tables it needs are present and
+cover the quarter (:mod:`kpi_helpers.coverage`); otherwise it is null in ``metrics.json`` and
+``undefined`` says why in words a person can act on ("needs spend: add spend.csv ..."). A KPI
+computed on part of a quarter (a gap in the web sessions, a table that starts mid-quarter) is
+listed under ``partial`` with the days it lacks and is not judged against a full-quarter target.
 
 Definitions that need a choice (documented in docs/kpis.md):
 
@@ -12,32 +18,34 @@ Definitions that need a choice (documented in docs/kpis.md):
 - ``clv`` = average yearly revenue per customer (won revenue of the trailing 4 quarters / accounts
   it came from) x ``gross_margin`` x ``customer_lifetime_years`` (``goals.yml``).
 - ``marketing_roi`` = (attributed lead revenue - marketing cost) / marketing cost; attribution
-  redistributes lead revenue across channels, so the total equals ``lead_revenue`` whatever the
-  model, and the per-channel figures depend on ``attribution_model``.
+  redistributes lead revenue across channels (a lead without touches is credited to its own
+  channel), so the total equals ``lead_revenue`` whatever the model, and only the per-channel
+  figures depend on ``attribution_model``.
 - Trailing rates for the reverse funnel come from the fiscal year before the goal's year.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
-from . import __version__, facts
+from . import __version__, facts, jsonio
 from . import goals as G
 from . import kpis as K
 from .attribution import MODELS, NEED_NULLS, attribute, compare_models, touch_journeys
 from .config import KpiTarget
+from .coverage import Coverage
 from .exceptions import KpiError
+from .formats import finite_number, format_value
 from .periods import Quarter
+from .registry import KPIS, Kpi, label_of, missing_reason, unit_of
 from .schema import SALES_SOURCED, UNALLOCATED
 from .source import DataSource
+from .status import judge, projections
 
 TREND_QUARTERS = 8
 #: KPIs derived from the reverse funnel when goals.yml names none: metric -> (name, owner)
@@ -49,45 +57,42 @@ DEFAULT_KPIS = {
     "opportunities": ("Opportunities per quarter", "Sales"),
     "won_deals": ("Won deals from leads per quarter", "Sales"),
 }
-#: pacing projects these daily-grain sums to the quarter's end by days covered; company revenue
-#: is monthly and is projected by closed months instead; cost (often booked monthly) is not projected.
-PACED = (
-    "visits",
-    "leads",
-    "mqls",
-    "sqls",
-    "opportunities",
-    "won_deals",
-    "won_revenue",
-    "lead_revenue",
-    "lead_won_deals",
-    "lead_opportunities",
+#: reverse-funnel stages and the rate that leads from each stage to the one below it
+FUNNEL_STAGES = ("lead_revenue", "won_deals", "opportunities", "sqls", "mqls", "leads", "visits")
+_FUNNEL_RATES = (
+    "lead_revenue_share",
+    "avg_deal_size",
+    "win_rate",
+    "sql_to_opportunity_rate",
+    "mql_to_sql_rate",
+    "lead_to_mql_rate",
+    "visit_to_lead_rate",
 )
+#: funnel-plan metric -> the fact it is judged on (the plan counts deals that came from leads)
+_PLAN_FACT = {
+    "won_deals": "lead_won_deals",
+    "opportunities": "lead_opportunities",
+    "visits": "visits",
+    "leads": "leads",
+    "mqls": "mqls",
+    "sqls": "sqls",
+    "lead_revenue": "lead_revenue",
+}
+#: KPIs whose value needs more than one quarter's facts (computed in `_special`)
+_SPECIAL = ("average_yearly_revenue_per_customer", "clv", "clv_to_cac")
 
 
-def _num(x: Any) -> float | None:
-    """JSON-friendly number: NaN and Undefined become None."""
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) or math.isinf(f) else f
+def _nan(x: Any) -> float:
+    v = finite_number(x)
+    return float("nan") if v is None else v
 
 
-@dataclass
-class Undefineds:
-    """Collects why values are missing, for the ``undefined`` section of metrics.json."""
-
-    reasons: dict[str, str]
-
-    def note(self, key: str, value: Any) -> Any:
-        if isinstance(value, K.Undefined):
-            self.reasons[key] = value.reason
-        elif isinstance(value, float) and math.isnan(value):
-            self.reasons.setdefault(key, "not computable from the data")
-        return value
+def _json_value(key: str, value: Any) -> Any:
+    """A KPI value as metrics.json holds it: whole numbers for counts, None when undefined."""
+    v = finite_number(value)
+    if v is not None and unit_of(key) == "count":
+        return round(v)
+    return v
 
 
 class QuarterKpis:
@@ -118,38 +123,98 @@ class QuarterKpis:
         self.quarter = source.quarter(quarter, today=today)
         self.attribution_model = attribution_model
 
+    @property
+    def coverage(self) -> Coverage:
+        return self.source.coverage
+
+    def has(self, *tables: str) -> bool:
+        """The source has every one of ``tables`` (a notebook section checks before it draws)."""
+        return all(t in self.source.present for t in tables)
+
+    def missing_note(self, *tables: str) -> str:
+        """One line naming the first table of ``tables`` the source lacks and how to add it ('' when none)."""
+        from .registry import HOW_TO_ADD
+
+        for t in tables:
+            if t not in self.source.present:
+                return f"This section needs `{t}`: {HOW_TO_ADD.get(t, f'add {t}.csv')}."
+        return ""
+
     # -- facts -----------------------------------------------------------------------------------
     @cached_property
     def trend(self) -> pd.DataFrame:
-        """Facts of the last :data:`TREND_QUARTERS` quarters up to this one, plus the KPIs on them."""
+        """Facts of the last :data:`TREND_QUARTERS` quarters up to this one, plus every registry KPI on
+        them (NaN where a quarter's data does not allow it, see :meth:`value`)."""
         q = self.quarter
         df = facts.quarterly_facts(self.source, q.shift(-(TREND_QUARTERS - 1)), q)
-        return df.join(self._rates(df))
-
-    @staticmethod
-    def _rates(df: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "visits_per_lead": K.visits_per_lead(df.visits, df.leads),
-                "value_per_lead": K.value_per_lead(df.lead_revenue, df.leads),
-                "value_per_visit": K.value_per_visit(df.lead_revenue, df.visits),
-                "visit_to_lead_rate": K.visit_to_lead_rate(df.visits, df.leads),
-                "lead_to_customer_rate": K.lead_to_customer_rate(df.lead_won_deals, df.leads),
-                "bounce_rate": K.bounce_rate(df.engaged_sessions, df.visits),
-                "avg_session_duration_s": K.avg_session_duration(df.session_duration_s, df.visits),
-                "new_user_share": K.new_user_share(df.new_users, df.users),
-                "cost_per_lead": K.cost_per_lead(df.marketing_cost, df.leads),
-                "cac": K.customer_acquisition_cost(df.marketing_cost, df.sales_cost, df.new_customers),
-                "marketing_roi": K.marketing_roi(df.lead_revenue, df.marketing_cost),
-                "email_open_rate": K.email_open_rate(df.email_opens, df.email_sends),
-            },
-            index=df.index,
-        )
+        rates = {}
+        for key, kpi in KPIS.items():
+            if kpi.compute is None or key in df:
+                continue
+            rates[key] = pd.Series(kpi.compute(df), index=df.index, dtype=float)
+        return df.join(pd.DataFrame(rates, index=df.index))
 
     @property
     def row(self) -> pd.Series:
-        return self.trend.loc[self.quarter.label]
+        return cast(pd.Series, self.trend.loc[self.quarter.label])  # quarter labels are unique
 
+    def availability(self, kpi: Kpi, quarter: Quarter | None = None) -> tuple[str, str]:
+        """``("ok" | "partial" | "na", reason)`` for ``kpi`` in ``quarter`` (default: this one).
+
+        n/a when a table it needs is absent or has no data in the quarter; partial when its tables
+        cover only part of the quarter (a sum then counts those days only; a ratio whose inputs
+        cover different days is n/a, as it would compare unlike periods).
+        """
+        q = quarter or self.quarter
+        why = missing_reason(kpi, present=self.source.present, filled=self.coverage.filled)
+        if why:
+            return "na", why
+        sts = self.coverage.statuses(kpi.needs, q)
+        for st in sts.values():
+            if st.status == "none":
+                return "na", st.reason
+        partial = [st for st in sts.values() if st.status == "partial"]
+        if not partial:
+            return "ok", ""
+        reasons = "; ".join(st.reason for st in partial)
+        if kpi.additive or len({st.missing for st in sts.values()}) == 1:
+            return "partial", reasons
+        return "na", f"its inputs cover different days of {q.label}: {reasons}"
+
+    def value(self, key: str, quarter: Quarter | None = None) -> Any:
+        """A KPI's value in a quarter of the trend: a number, or :class:`~kpi_helpers.kpis.Undefined`
+        with the reason it cannot be given."""
+        q = quarter or self.quarter
+        kpi = KPIS[key]
+        state, why = self.availability(kpi, q)
+        if state == "na":
+            return K.Undefined(why)
+        if key in _SPECIAL:
+            return self._special(key, q)
+        if q.label not in self.trend.index:
+            return K.Undefined(f"{q.label} is outside the {TREND_QUARTERS} quarters the report reads")
+        v = cast(float, self.trend.loc[q.label, key])  # KPI columns hold floats
+        if pd.isna(v):
+            reason = self.trend[key].attrs.get("nan_reason") or "not computable from the data"
+            return K.Undefined(_why_nan(key, cast(pd.Series, self.trend.loc[q.label]), reason))
+        return float(v)
+
+    def _special(self, key: str, q: Quarter) -> Any:
+        """CLV and its parts: a year of won deals per customer, not one quarter's facts."""
+        first = q.shift(-3)
+        if self.coverage.status("opportunities", first).status in ("none", "absent"):
+            return K.Undefined(f"needs a year of won deals ({first.label} to {q.label}); `opportunities` starts later")
+        yearly_rev, customers = facts.customer_revenue(self.source, first.start, facts.so_far(self.source, q)[1])
+        arpc = K.average_yearly_revenue_per_customer(yearly_rev, customers, 1.0)
+        if key == "average_yearly_revenue_per_customer":
+            return arpc
+        s = self.settings
+        clv = K.customer_lifetime_value(arpc, gross_margin=s.gross_margin, lifetime_years=s.customer_lifetime_years)
+        if key == "clv":
+            return clv
+        return K.clv_to_cac(clv, self.value("cac", q))
+
+    # -- channels and attribution -------------------------------------------------------------
     @cached_property
     def channels(self) -> pd.DataFrame:
         """Per-channel facts of the quarter with attributed revenue, cost per lead and ROI."""
@@ -157,9 +222,12 @@ class QuarterKpis:
         credit = self.attribution.rename(
             columns={"value": "attributed_revenue", "conversions": "attributed_conversions"}
         )
-        df = df.join(credit, how="outer").fillna(0)
-        for c in ("visits", "leads", "mqls", "sqls", "opportunities", "won_deals"):
-            df[c] = df[c].astype("int64")
+        df = df.join(credit, how="outer")
+        for c in ("attributed_revenue", "attributed_conversions"):
+            df[c] = df[c].fillna(0.0) if self._credited else float("nan")
+        for c in facts.CHANNEL_FACTS:
+            # a channel that only appears in another table had none of this fact (where the fact is known)
+            df[c] = df[c].fillna(0.0) if facts.fact_covered(self.source, c, self.quarter) else float("nan")
         df["cost_per_lead"] = K.cost_per_lead(df.marketing_cost, df.leads)
         df["roi"] = K.marketing_roi(df.attributed_revenue, df.marketing_cost)
         # Unallocated cost and sales-sourced deals are not channels one can invest in.
@@ -167,13 +235,35 @@ class QuarterKpis:
         df.index.name = "channel"
         return df.sort_values(["attributed_revenue", "leads"], ascending=False)
 
+    @property
+    def _credited(self) -> bool:
+        """Lead revenue is known for the quarter, so attribution's credit is a number (else n/a)."""
+        return facts.fact_covered(self.source, "lead_revenue", self.quarter)
+
+    @cached_property
+    def attribution_source(self) -> str:
+        """Where the quarter's channel credit comes from: ``touchpoints`` (the leads' touches, a lead
+        without any credited to its own channel), ``paths`` (a conversion-path export whose period is
+        the quarter, when there are no touchpoints) or ``own_channel`` (no touches: each lead's own
+        channel and campaign)."""
+        q = self.quarter
+        if self.coverage.status("touchpoints", q).status in ("full", "partial"):
+            return "touchpoints"
+        period = self.coverage.tables.get("paths")
+        if period is not None and (period.first_date, period.last_date) == (q.start, q.last_day):
+            return "paths"
+        return "own_channel"
+
+    def _touches(self) -> Any:
+        return self.source.table("touchpoints") if self.has("touchpoints") else None
+
     @cached_property
     def converting_journeys(self) -> Any:
         """The journeys of the deals won in the quarter, without the non-converting ones (lazy:
         one model's query builds them): all that models other than ``markov`` read."""
         s = self.source
         return touch_journeys(
-            s.table("touchpoints"),
+            self._touches(),
             s.table("leads"),
             s.table("opportunities"),
             start=self.quarter.start,
@@ -182,17 +272,15 @@ class QuarterKpis:
         )
 
     def _journeys_for(self, model: str) -> Any:
+        if self.attribution_source == "paths":
+            return self.source.table("paths")
         return self.journeys if model in NEED_NULLS else self.converting_journeys
 
     @cached_property
     def journeys(self) -> Any:
         s = self.source
         journeys = touch_journeys(
-            s.table("touchpoints"),
-            s.table("leads"),
-            s.table("opportunities"),
-            start=self.quarter.start,
-            end=self.quarter.end,
+            self._touches(), s.table("leads"), s.table("opportunities"), start=self.quarter.start, end=self.quarter.end
         )
         # Built once into a temporary table: otherwise every model (ten in a comparison) rebuilds them.
         try:
@@ -207,39 +295,102 @@ class QuarterKpis:
         return self.source.memo(("quarter", self.quarter.start, self.quarter.end, *key), compute)
 
     @cached_property
-    def attribution(self) -> pd.DataFrame:
-        """Lead revenue won in the quarter credited to channels by :attr:`attribution_model`."""
-        model = self.attribution_model
-        return self._memo("attribution", model, "channel", compute=lambda: attribute(self._journeys_for(model), model))
+    def converters_only(self) -> bool:
+        """Markov runs in its converters-only mode: the credit's input has no non-converting journeys
+        (a GA conversion-path export holds converting paths only). The report says so."""
+        if self.attribution_model != "markov":
+            return False
+        if self.attribution_source == "paths":
+            paths = self.source.table("paths")
+            return not self.source.fetch(paths.nulls.fill_null(0).sum(), label="paths nulls") > 0
+        return False
 
-    def attribution_by_campaign(self) -> pd.DataFrame:
-        model = self.attribution_model
+    def _attribute(self, model: str, by: str = "channel") -> pd.DataFrame:
+        opts: dict[str, Any] = {"converters_only": True} if model == "markov" and self.converters_only else {}
+        if by != "channel":
+            opts["by"] = by  # a path table names channels only (campaigns: see attribution_by_campaign)
         return self._memo(
-            "attribution", model, "campaign", compute=lambda: attribute(self._journeys_for(model), model, by="campaign")
+            "attribution",
+            model,
+            by,
+            self.attribution_source,
+            tuple(sorted(opts.items())),
+            compute=lambda: attribute(self._journeys_for(model), model, **opts),
         )
 
-    def attribution_comparison(self, models: tuple[str, ...] = MODELS) -> pd.DataFrame:
-        """Revenue credited per channel under every model (channels x models)."""
-        models = tuple(models)
-        return self._memo("comparison", models, compute=lambda: compare_models(self.journeys, models=models))
+    @cached_property
+    def attribution(self) -> pd.DataFrame:
+        """Lead revenue won in the quarter credited to channels by :attr:`attribution_model`."""
+        return self._attribute(self.attribution_model)
+
+    def attribution_by_campaign(self) -> pd.DataFrame:
+        if self.attribution_source == "paths":
+            # a path export names channels only: campaigns come from the leads' own campaigns
+            return self._memo(
+                "attribution",
+                self.attribution_model,
+                "campaign",
+                "own_channel",
+                compute=lambda: attribute(self.converting_journeys, "last_touch", by="campaign"),
+            )
+        return self._attribute(self.attribution_model, "campaign")
+
+    def attribution_comparison(self, models: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """Revenue credited per channel under every model that applies (channels x models); a model
+        left out (Markov without non-converting journeys, touch-level models on a path export) is
+        named with the reason in ``attrs["skipped"]``."""
+        source = self._journeys_for("markov")
+        key = tuple(models) if models is not None else None
+        return self._memo(
+            "comparison", key, self.attribution_source, compute=lambda: compare_models(source, models=models)
+        )
+
+    @cached_property
+    def credit_sources(self) -> dict[str, float | None] | None:
+        """Shares (0-1) of the quarter's attributed lead revenue that came from touch journeys and from
+        the leads' own channels; None when credit comes from a conversion-path export."""
+        if self.attribution_source == "paths" or not self._credited:
+            return None
+        shares = self._memo("credit sources", compute=lambda: self.converting_journeys.credit_sources())
+        return {
+            k: finite_number(shares.loc[k, "value_share"])
+            for k in ("touch_journeys", "own_channel")
+            if k in shares.index
+        }
 
     # -- goals -----------------------------------------------------------------------------------
     @cached_property
     def revenue_history(self) -> pd.Series:
+        if not self.has("revenue"):
+            return pd.Series(dtype=float, name="revenue")
         return facts.revenue_by_fiscal_year(self.source, complete_only=True)
 
     @cached_property
     def revenue_quarters(self) -> pd.DataFrame:
+        if not self.has("revenue"):
+            return pd.DataFrame(columns=["quarter", "fiscal_year", "q", "revenue", "months"])
         return facts.revenue_by_quarter(self.source)
 
     @cached_property
     def goal(self) -> G.RevenueGoal:
-        """The fiscal year's revenue goal, from the completed fiscal years before it."""
+        """The fiscal year's revenue goal, from the completed fiscal years before it.
+
+        Raises :class:`~kpi_helpers.exceptions.GoalError` (with a reason to show) when there is no
+        target to set: no `revenue` table, or no complete fiscal year before this one.
+        """
+        if not self.has("revenue"):
+            raise G.GoalError(f"no revenue target: {missing_reason(KPIS['revenue'], present=self.source.present)}")
         fy = self.quarter.fiscal_year
         hist = self.revenue_quarters
-        complete = hist[(hist.fiscal_year < fy)]
-        full_years = complete.groupby("fiscal_year")["months"].transform("sum") == 12
-        shares = G.seasonality(complete[full_years][["fiscal_year", "q", "revenue"]])
+        before = hist[hist.fiscal_year < fy]
+        months = before.groupby("fiscal_year")["months"].sum()
+        if fy - 1 in months.index and months.loc[fy - 1] < 12:
+            raise G.GoalError(
+                f"no revenue target for FY{fy}: FY{fy - 1} has {int(months.loc[fy - 1])} of 12 months in the `revenue` "
+                "table; the target is built on the last complete fiscal year (add the missing months)"
+            )
+        full_years = before.groupby("fiscal_year")["months"].transform("sum") == 12
+        shares = G.seasonality(before[full_years][["fiscal_year", "q", "revenue"]]) if full_years.any() else None
         return G.revenue_goal(
             self.revenue_history,
             fiscal_year=fy,
@@ -249,91 +400,139 @@ class QuarterKpis:
         )
 
     @cached_property
+    def goal_problem(self) -> str:
+        """Why there is no revenue target ('' when there is one)."""
+        try:
+            _ = self.goal
+        except G.GoalError as exc:
+            return str(exc)
+        return ""
+
+    @property
+    def revenue_target(self) -> float:
+        if self.goal_problem:
+            return K.Undefined(self.goal_problem)
+        return float(self.goal.quarterly[self.quarter.q])
+
+    @cached_property
     def trailing(self) -> pd.Series:
-        """Conversion rates, deal size and lead share of the fiscal year before the goal's year."""
+        """Conversion rates, deal size and lead share of the fiscal year before the goal's year
+        (NaN with the reason in ``attrs`` where that year's data does not give them)."""
         prev = self.quarter.fiscal.quarters[0].shift(-4)
         # The 8-quarter trend always reaches back to the previous fiscal year's first quarter.
-        f = self.trend.loc[[prev.shift(i).label for i in range(4)]].sum()
-        return pd.Series(
+        # min_count: a year with a quarter of missing data gives no rate (never a rate on 0).
+        f = self.trend.loc[[prev.shift(i).label for i in range(4)]].sum(min_count=4)
+        year = f"FY{prev.fiscal_year}"
+        out = pd.Series(
             {
-                "lead_revenue_share": K.safe_divide(f.lead_revenue, f.revenue, reason="no revenue last year"),
-                "avg_deal_size": K.safe_divide(f.lead_revenue, f.lead_won_deals, reason="no won deals from leads"),
-                "win_rate": K.safe_divide(f.lead_won_deals, f.lead_opportunities, reason="no opportunities"),
-                "sql_to_opportunity_rate": K.safe_divide(f.lead_opportunities, f.sqls, reason="no SQLs"),
-                "mql_to_sql_rate": K.safe_divide(f.sqls, f.mqls, reason="no MQLs"),
-                "lead_to_mql_rate": K.safe_divide(f.mqls, f.leads, reason="no leads"),
-                "visit_to_lead_rate": K.safe_divide(f.leads, f.visits, reason="no visits"),
+                "lead_revenue_share": K.safe_divide(f.lead_revenue, f.revenue, reason=f"no revenue in {year}"),
+                "avg_deal_size": K.safe_divide(
+                    f.lead_revenue, f.lead_won_deals, reason=f"no won deals from leads in {year}"
+                ),
+                "win_rate": K.safe_divide(f.lead_won_deals, f.lead_opportunities, reason=f"no opportunities in {year}"),
+                "sql_to_opportunity_rate": K.safe_divide(f.lead_opportunities, f.sqls, reason=f"no SQLs in {year}"),
+                "mql_to_sql_rate": K.safe_divide(f.sqls, f.mqls, reason=f"no MQLs in {year}"),
+                "lead_to_mql_rate": K.safe_divide(f.mqls, f.leads, reason=f"no leads in {year}"),
+                "visit_to_lead_rate": K.safe_divide(f.leads, f.visits, reason=f"no visits in {year}"),
             },
             dtype=float,
-            name=f"FY{prev.fiscal_year}",
+            name=year,
         )
+        return out
 
     @cached_property
     def funnel_plan(self) -> pd.DataFrame:
         """Reverse funnel for the quarter's revenue target next to the quarter's actuals.
 
-        Rates above 1 (possible with period counts, e.g. more SQLs than MQLs in a year) are
-        capped at 1 for planning.
+        Rates above 1 (possible with period counts, e.g. more SQLs than MQLs in a year) are capped at
+        1 for planning. A stage whose rate (or a rate below it) is unknown has no requirement; the
+        reasons are in ``attrs["reasons"]``.
         """
-        rates = {
-            k: min(float(v), 1.0) if k != "avg_deal_size" and not math.isnan(v) else float(v)
-            for k, v in self.trailing.items()
-        }
-        if any(math.isnan(v) for v in rates.values()):
-            required = pd.Series(
-                float("nan"), index=["lead_revenue", "won_deals", "opportunities", "sqls", "mqls", "leads", "visits"]
-            )
-        else:
-            required = G.reverse_funnel(self.revenue_target, **rates)
+        rates = self.trailing
+        reasons: dict[str, str] = {}
+        required: dict[str, float] = {}
+        target = self.revenue_target
+        value = float(target)
+        why = self.goal_problem
+        for stage, rate_name in zip(FUNNEL_STAGES, _FUNNEL_RATES, strict=True):
+            rate = float(rates[rate_name])
+            if math.isnan(rate) and not why:
+                why = f"{rate_name.replace('_', ' ')} of {rates.name} unknown: {_trailing_reason(self, rate_name)}"
+            if why:
+                required[stage], reasons[stage] = float("nan"), why
+                continue
+            if rate_name == "avg_deal_size":
+                value = value / rate if rate > 0 else float("nan")
+            elif rate_name == "lead_revenue_share":
+                value = value * min(rate, 1.0)
+            else:
+                value = value / min(rate, 1.0) if rate > 0 else float("nan")
+            required[stage] = value
         r = self.row
-        actual = pd.Series(
-            {
-                "lead_revenue": r.lead_revenue,
-                "won_deals": r.lead_won_deals,
-                "opportunities": r.lead_opportunities,
-                "sqls": r.sqls,
-                "mqls": r.mqls,
-                "leads": r.leads,
-                "visits": r.visits,
-            }
-        )
-        return pd.DataFrame({"required": required, "actual": actual.astype(float)})
+        actual = {stage: self._plan_actual(stage, r) for stage in FUNNEL_STAGES}
+        out = pd.DataFrame({"required": pd.Series(required), "actual": pd.Series(actual, dtype=float)})
+        out.attrs["reasons"] = reasons
+        return out
 
-    @property
-    def revenue_target(self) -> float:
-        return float(self.goal.quarterly[self.quarter.q])
+    def _plan_actual(self, stage: str, r: pd.Series) -> float:
+        fact = _PLAN_FACT[stage]
+        return float(r[fact]) if fact in r and not pd.isna(r[fact]) else float("nan")
 
     # -- pacing ----------------------------------------------------------------------------------
     @property
+    def in_progress(self) -> bool:
+        return self.coverage.in_progress(self.quarter)
+
+    @property
     def days_covered(self) -> int:
-        return facts.days_covered(self.source, self.quarter)
+        """Days of the quarter the activity tables cover (the days so far while it is in progress)."""
+        w = self.coverage.window(self.quarter)
+        days = [self.coverage.status(t, self.quarter).covered_days for t in self.coverage.activity]
+        return min(days) if days else w.days if self.source.present else 0
 
     @property
     def complete(self) -> bool:
-        return self.days_covered >= self.quarter.days
+        return self.coverage.complete(self.quarter)
 
     @cached_property
     def pacing(self) -> dict[str, float] | None:
         """Run-rate projection to the quarter's end, for a quarter still in progress.
 
-        Daily-grain counts are projected by days: value x days in quarter / days covered.
-        Company revenue (monthly) is projected by closed months: revenue x 3 / months closed,
-        undefined until the first month of the quarter has closed.
+        Each additive KPI is projected by the days its tables cover so far: value x days in quarter /
+        days covered. Company revenue (monthly) is projected by closed months: revenue x 3 / months
+        closed, undefined until the first month of the quarter has closed.
         """
-        if self.complete:
+        if not self.in_progress:
             return None
-        r = self.row
-        out = {
-            k: K.run_rate_projection(float(r[k]), days_elapsed=self.days_covered, days_in_period=self.quarter.days)
-            for k in PACED
-        }
+        q = self.quarter
+        out: dict[str, Any] = {}
+        for key, kpi in KPIS.items():
+            if not kpi.additive or key == "revenue":
+                continue
+            state, why = self.availability(kpi)
+            if state == "na":
+                out[key] = K.Undefined(why)
+                continue
+            days = min(self.coverage.status(t, q).covered_days for t in kpi.needs)
+            out[key] = K.run_rate_projection(float(self.row[key]), days_elapsed=days, days_in_period=q.days)
+        for fact in ("lead_won_deals", "lead_opportunities"):
+            days = min(self.coverage.status(t, q).covered_days for t in facts.fact_tables(fact))
+            v = self.row[fact]
+            out[fact] = (
+                K.Undefined("no data")
+                if pd.isna(v)
+                else K.run_rate_projection(float(v), days_elapsed=days, days_in_period=q.days)
+            )
         hist = self.revenue_quarters
-        months = hist.loc[hist.quarter == self.quarter.label, "months"].sum()
-        out["revenue"] = (
-            K.run_rate_projection(float(r.revenue), days_elapsed=float(months), days_in_period=3.0)
-            if months
-            else K.Undefined("no month of the quarter has closed in the revenue table yet")
-        )
+        months = hist.loc[hist.quarter == q.label, "months"].sum() if len(hist) else 0
+        if not self.has("revenue"):
+            out["revenue"] = K.Undefined(cast(str, missing_reason(KPIS["revenue"], present=self.source.present)))
+        elif months:
+            out["revenue"] = K.run_rate_projection(
+                float(self.row.revenue), days_elapsed=float(months), days_in_period=3.0
+            )
+        else:
+            out["revenue"] = K.Undefined("no month of the quarter has closed in the revenue table yet")
         return out
 
     # -- KPI targets -----------------------------------------------------------------------------
@@ -343,6 +542,7 @@ class QuarterKpis:
         Targets come from ``goals.yml``; ``target: funnel`` takes the reverse funnel's requirement
         and ``baseline: year_ago`` / ``previous_quarter`` that quarter's actual. Without KPIs in
         ``goals.yml``, the funnel metrics are tracked against the funnel with last year's baseline.
+        A KPI whose data is missing or partial gets status ``no data`` and a ``note`` saying why.
         """
         q = self.quarter
         targets = [t for t in self.settings.kpis if t.applies_to(q.label, q.fiscal.label)] or [
@@ -350,6 +550,7 @@ class QuarterKpis:
             for metric, (name, owner) in DEFAULT_KPIS.items()
         ]
         plan = self.funnel_plan
+        pace = projections(self.pacing, metrics.get("forecast"))
         # The goal itself leads the table: the quarter's revenue against its target.
         rows = [
             self._kpi_row(
@@ -360,37 +561,48 @@ class QuarterKpis:
                 self._actual(q.year_ago(), "revenue"),
                 metrics.get("revenue_target"),
                 metrics.get("revenue"),
-                (self.pacing or {}).get("revenue"),
+                pace.get("revenue"),
                 True,
+                self._note("revenue", metrics) or (self.goal_problem if metrics.get("revenue_target") is None else ""),
             )
         ]
         for t in targets:
             # the funnel plans won deals *from leads*; judge them on the same count
             plan_key = t.metric if t.metric in plan.index else None
+            fact = _PLAN_FACT.get(plan_key or "", t.metric)
             actual = plan.loc[plan_key, "actual"] if plan_key else (metrics.get(t.metric) if t.metric else None)
-            target = plan.loc[plan_key, "required"] if t.target == "funnel" and plan_key else t.target
+            target = cast(float, plan.loc[plan_key, "required"]) if t.target == "funnel" and plan_key else t.target
             baseline = t.baseline
             if isinstance(baseline, str):
                 other = q.year_ago() if baseline == "year_ago" else q.previous()
                 baseline = self._actual(other, plan_key or t.metric)
-            projected = None
-            if self.pacing is not None and (plan_key or t.metric) in _PLAN_FACT:
-                projected = self.pacing[_PLAN_FACT[plan_key or t.metric]]
+            projected = pace.get(fact) if fact else None
+            note = self._note(t.metric, metrics) if t.metric else ""
+            if not note and t.target == "funnel" and plan_key and pd.isna(target):
+                note = plan.attrs["reasons"].get(plan_key, "")
             rows.append(
                 self._kpi_row(
-                    t.name, t.metric, t.owner, t.goal, baseline, target, actual, projected, t.higher_is_better
+                    t.name, t.metric, t.owner, t.goal, baseline, target, actual, projected, t.higher_is_better, note
                 )
             )
         return rows
 
+    def _note(self, metric: str | None, metrics: dict[str, Any]) -> str:
+        if not metric:
+            return ""
+        return metrics.get("undefined", {}).get(metric) or metrics.get("partial", {}).get(metric) or ""
+
     def _actual(self, quarter: Quarter, metric: str | None) -> float | None:
-        """A metric's actual in an earlier quarter of the trend (None when outside it)."""
+        """A metric's actual in an earlier quarter of the trend (None when outside it or not covered)."""
         if metric is None or quarter.label not in self.trend.index:
             return None
-        return _num(self.trend.loc[quarter.label].get(_PLAN_FACT.get(metric, metric)))
+        key = _PLAN_FACT.get(metric, metric)
+        if key in KPIS:
+            return finite_number(self.value(key, quarter))
+        return finite_number(self.trend.loc[quarter.label].get(key))
 
-    @staticmethod
     def _kpi_row(
+        self,
         name: str,
         metric: str | None,
         owner: str,
@@ -400,46 +612,62 @@ class QuarterKpis:
         actual: Any,
         projected: Any,
         higher: bool,
+        note: str = "",
     ) -> dict[str, Any]:
-        # An unfinished quarter is judged on its run-rate projection, not on its part-quarter actual.
+        # An unfinished quarter is judged on its run-rate projection, not on its part-quarter actual;
+        # a finished quarter with missing days is not judged at all (its sum is short of the quarter).
         judged = actual if projected is None else projected
+        partial = bool(metric) and metric in self._partial_keys and projected is None
         base = None if baseline is None else _nan(baseline)
-        kind = metric_kind(metric)
+        unit = unit_of(metric or "") or "count"
+        status = judge(actual, target, baseline=base, higher_is_better=higher, projected=projected, partial=partial)
         return {
             "name": name,
             "metric": metric,
             "owner": owner,
             "goal": goal,
-            "baseline": _num(baseline),
-            "target": _num(target),
-            "actual": _num(actual),
-            "projected": _num(projected),
+            "baseline": finite_number(baseline),
+            "target": finite_number(target),
+            "actual": finite_number(actual),
+            "projected": finite_number(projected),
             "higher_is_better": higher,
-            "format": {"money": "currency", "pct": "percent"}.get(kind, "number"),
-            "status": K.kpi_status(_nan(judged), _nan(target), baseline=base, higher_is_better=higher),
-            "progress": _num(K.progress(_nan(judged), _nan(target), base)),
+            "unit": unit,
+            "format": {"money": "currency", "money_small": "currency", "percent": "percent"}.get(unit, "number"),
+            "status": status,
+            "progress": None if partial else finite_number(K.progress(_nan(judged), _nan(target), base)),
+            "note": note,
         }
+
+    @cached_property
+    def _partial_keys(self) -> set[str]:
+        return {k for k, kpi in KPIS.items() if self.availability(kpi)[0] == "partial"}
 
     # -- the dict ----------------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         """The quarter's metrics as a JSON-ready dict (see docs/metrics.md for every key)."""
-        q, r, s = self.quarter, self.row, self.settings
-        und = Undefineds({})
+        q, s = self.quarter, self.settings
         m: dict[str, Any] = {
             "kit_version": __version__,
             "data_fingerprint": self.source.fingerprint,
-            "data_end": str(self.source.data_end),
+            "data_end": str(self.source.data_end) if self.source.data_end else None,
             "quarter": q.label,
             "quarter_start": q.start.isoformat(),
             "quarter_end": q.last_day.isoformat(),
             "fiscal_year": q.fiscal.label,
             "complete": self.complete,
+            "in_progress": self.in_progress,
             "days_covered": self.days_covered,
             "days_in_quarter": q.days,
             "currency": s.currency,
             "attribution_model": self.attribution_model,
+            "tables": sorted(self.source.present),
         }
-        try:
+        undefined: dict[str, str] = {}
+        partial: dict[str, str] = {}
+        if self.goal_problem:
+            m.update(revenue_target=None, revenue_target_fiscal_year=None)
+            undefined["revenue_target"] = self.goal_problem
+        else:
             goal = self.goal
             m.update(
                 revenue_target=self.revenue_target,
@@ -448,106 +676,145 @@ class QuarterKpis:
                 average_growth=goal.average_growth,
                 growth_uplift=goal.uplift,
                 revenue_goal_formula=goal.formula(),
+                revenue_goal_note=goal.note,
             )
-        except G.GoalError as exc:
-            m.update(revenue_target=None, revenue_target_fiscal_year=None)
-            und.reasons["revenue_target"] = str(exc)
-        counts = (
-            "leads",
-            "visits",
-            "mqls",
-            "sqls",
-            "opportunities",
-            "won_deals",
-            "new_customers",
-            "users",
-            "new_users",
-            "organic_visits",
-            "goal_completions",
-            "content_views",
-            "email_sends",
-            "email_opens",
-            "attendees",
-        )
-        for k in counts:
-            m[k] = int(r[k])
-        m["returning_users"] = int(K.returning_users(r.users, r.new_users))
-        for k in ("revenue", "lead_revenue", "won_revenue", "marketing_cost", "sales_cost"):
-            m[k] = float(r[k])
-        fy_quarters = [x.label for x in q.fiscal.quarters if x.key <= q.key]
-        m["revenue_fiscal_year_to_date"] = float(self.trend.loc[fy_quarters, "revenue"].sum())
-        scalar = {
-            "visits_per_lead": K.visits_per_lead(r.visits, r.leads),
-            "value_per_lead": K.value_per_lead(r.lead_revenue, r.leads),
-            "value_per_visit": K.value_per_visit(r.lead_revenue, r.visits),
-            "visit_to_lead_rate": K.visit_to_lead_rate(r.visits, r.leads),
-            "lead_to_customer_rate": K.lead_to_customer_rate(r.lead_won_deals, r.leads),
-            "cost_per_lead": K.cost_per_lead(r.marketing_cost, r.leads),
-            "cac": K.customer_acquisition_cost(r.marketing_cost, r.sales_cost, r.new_customers),
-            "marketing_roi": K.marketing_roi(float(self.attribution["value"].sum()), r.marketing_cost),
-            "bounce_rate": K.bounce_rate(r.engaged_sessions, r.visits),
-            "avg_session_duration_s": K.avg_session_duration(r.session_duration_s, r.visits),
-            "new_user_share": K.new_user_share(r.new_users, r.users),
-            "email_open_rate": K.email_open_rate(r.email_opens, r.email_sends),
-            "goal_conversion_rate": K.goal_conversion_rate(r.goal_completions, r.visits),
-        }
-        scalar["visit_to_lead_ratio"] = K.ratio_label(r.visits, r.leads)
-        yearly_rev, customers = facts.customer_revenue(self.source, q.shift(-3).start, q.end)
-        arpc = K.average_yearly_revenue_per_customer(yearly_rev, customers, 1.0)
-        clv = K.customer_lifetime_value(arpc, gross_margin=s.gross_margin, lifetime_years=s.customer_lifetime_years)
-        scalar.update(clv=clv, clv_to_cac=K.clv_to_cac(clv, scalar["cac"]), average_yearly_revenue_per_customer=arpc)
+        for key, kpi in KPIS.items():
+            v = self.value(key)
+            if isinstance(v, K.Undefined) or (isinstance(v, float) and math.isnan(v)):
+                undefined[key] = getattr(v, "reason", "not computable from the data")
+            else:
+                state, why = self.availability(kpi)
+                if state == "partial":
+                    partial[key] = why
+            m[key] = _json_value(key, v)
+        m["revenue_fiscal_year_to_date"] = self._fiscal_year_to_date(undefined)
+        m["visit_to_lead_ratio"] = K.ratio_label(m["visits"], m["leads"]) if m["visits"] and m["leads"] else None
         m.update(gross_margin=s.gross_margin, customer_lifetime_years=s.customer_lifetime_years)
-        for k, v in scalar.items():
-            m[k] = v if isinstance(v, str) else _num(und.note(k, v))
-        m["attributed_lead_revenue"] = float(self.attribution["value"].sum())
+        m["attributed_lead_revenue"] = float(self.attribution["value"].sum()) if self._credited else None
+        m["attribution_source"] = self.attribution_source
+        m["credit_sources"] = self.credit_sources
+        m["markov_mode"] = self.attribution.attrs.get("markov_mode")
         pace = self.pacing
-        m["pacing"] = None if pace is None else {k: _num(v) for k, v in pace.items()}
+        m["pacing"] = None if pace is None else {k: finite_number(v) for k, v in pace.items()}
         m["previous_quarter"] = self._compare(q.previous())
         m["year_ago"] = self._compare(q.year_ago())
+        plan = self.funnel_plan
         m["funnel_plan"] = {
-            k: {"required": _num(v.required), "actual": _num(v.actual)} for k, v in self.funnel_plan.iterrows()
+            k: {"required": finite_number(v.required), "actual": finite_number(v.actual)} for k, v in plan.iterrows()
         }
-        m["by_channel"] = {
-            str(ch): {
-                "visits": int(row.visits),
-                "leads": int(row.leads),
-                "opportunities": int(row.opportunities),
-                "won_deals": int(row.won_deals),
-                "lead_revenue": float(row.lead_revenue),
-                "attributed_revenue": float(row.attributed_revenue),
-                "cost": float(row.marketing_cost),
-                "cost_per_lead": _num(row.cost_per_lead),
-                "roi": _num(row.roi),
-            }
-            for ch, row in self.channels.iterrows()
-        }
+        m["by_channel"] = self._by_channel()
+        m["coverage"] = self.coverage.as_dict(q)
+        m["partial"] = partial
+        m["undefined"] = undefined
+        m["warnings"] = list(self.source.warnings)
+        m["forecast"] = self._forecast(undefined)
         m["kpis"] = self.kpi_table(m)
-        m["undefined"] = und.reasons
-        return m
+        return self._with_uncertainty(m)
+
+    def _with_uncertainty(self, m: dict[str, Any]) -> dict[str, Any]:
+        """``m`` with how sure its numbers are (:func:`kpi_helpers.reliability.metrics_entries`):
+        ``<kpi>_low`` and ``<kpi>_high`` (90%) right after each KPI that has an interval, the same
+        beside each channel's numbers in ``by_channel``, and ``changes`` (is each change beyond normal
+        variation?) after ``year_ago``."""
+        from .reliability import metrics_entries
+
+        extra = metrics_entries(self, m)
+        out: dict[str, Any] = {}
+        for key, value in m.items():
+            out[key] = value
+            if f"{key}_low" in extra["intervals"]:
+                out[f"{key}_low"] = extra["intervals"][f"{key}_low"]
+                out[f"{key}_high"] = extra["intervals"][f"{key}_high"]
+            if key == "year_ago":
+                out["changes"] = extra["changes"]
+        by_channel: dict[str, dict[str, Any]] = {}
+        for ch, row in m["by_channel"].items():
+            bounds = extra["by_channel"].get(ch, {})
+            by_channel[ch] = {}
+            for key, value in row.items():
+                by_channel[ch][key] = value
+                by_channel[ch].update(
+                    {f"{key}{b}": bounds[f"{key}{b}"] for b in ("_low", "_high") if f"{key}{b}" in bounds}
+                )
+        out["by_channel"] = by_channel
+        return out
+
+    def _forecast(self, undefined: dict[str, str]) -> dict[str, Any] | None:
+        """The quarter in progress's forecasts, each ``{p10, p50, p90, target, probability_to_hit,
+        as_of, so_far, unit, method}`` (:func:`kpi_helpers.forecast.metrics_block`); None for a
+        quarter not in progress, with the reason in ``undefined["forecast"]``."""
+        from .forecast import metrics_block
+
+        block, why = metrics_block(self)
+        if why:
+            undefined["forecast"] = why
+        return block
+
+    def _fiscal_year_to_date(self, undefined: dict[str, str]) -> float | None:
+        q = self.quarter
+        parts = [self.value("revenue", x) for x in q.fiscal.quarters if x.key <= q.key]
+        bad = next((p for p in parts if isinstance(p, K.Undefined) or pd.isna(p)), None)
+        if bad is not None:
+            undefined["revenue_fiscal_year_to_date"] = getattr(bad, "reason", "not computable")
+            return None
+        return float(sum(parts))
+
+    def _by_channel(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for ch, row in self.channels.iterrows():
+            out[str(ch)] = {
+                "visits": _json_value("visits", row.visits),
+                "leads": _json_value("leads", row.leads),
+                "opportunities": _json_value("opportunities", row.opportunities),
+                "won_deals": _json_value("won_deals", row.won_deals),
+                "lead_revenue": finite_number(row.lead_revenue),
+                "attributed_revenue": finite_number(row.attributed_revenue),
+                "cost": finite_number(row.marketing_cost),
+                "cost_per_lead": finite_number(row.cost_per_lead),
+                "roi": finite_number(row.roi),
+            }
+        return out
 
     def _compare(self, other: Quarter) -> dict[str, Any] | None:
-        """Facts and KPIs of an earlier quarter (None when it precedes the trend window)."""
+        """Every KPI of an earlier quarter (None when it precedes the trend window); null where that
+        quarter's data does not give it (not covered, or partial for a ratio)."""
         if other.label not in self.trend.index:
             return None
-        row = self.trend.loc[other.label]
-        return {"quarter": other.label, **{k: _num(v) for k, v in row.items()}}
+        out: dict[str, Any] = {"quarter": other.label}
+        for key in KPIS:
+            out[key] = _json_value(key, self.value(key, other))
+        return out
 
 
-#: funnel-plan metric -> the fact it is judged on (the plan counts deals that came from leads)
-_PLAN_FACT = {
-    "won_deals": "lead_won_deals",
-    "opportunities": "lead_opportunities",
-    "visits": "visits",
-    "leads": "leads",
-    "mqls": "mqls",
-    "sqls": "sqls",
-    "lead_revenue": "lead_revenue",
-}
+def _why_nan(key: str, row: pd.Series, reason: str) -> str:
+    """A KPI is NaN on covered data: its denominator was zero (say which fact)."""
+    kpi = KPIS[key]
+    zero = [f for f in kpi.facts if f in row and row[f] == 0]
+    if zero:
+        return f"no {zero[-1].replace('_', ' ')} in the quarter ({reason})"
+    return reason
 
 
-def _nan(x: Any) -> float:
-    v = _num(x)
-    return float("nan") if v is None else v
+def _trailing_reason(kq: QuarterKpis, rate_name: str) -> str:
+    needs = {
+        "lead_revenue_share": ("revenue", "opportunities", "leads"),
+        "avg_deal_size": ("opportunities", "leads"),
+        "win_rate": ("opportunities", "leads"),
+        "sql_to_opportunity_rate": ("opportunities", "leads"),
+        "mql_to_sql_rate": ("leads",),
+        "lead_to_mql_rate": ("leads",),
+        "visit_to_lead_rate": ("web_sessions", "leads"),
+    }[rate_name]
+    note = kq.missing_note(*needs)
+    if note:
+        return note.removeprefix("This section needs ").rstrip(".")
+    prev = kq.quarter.fiscal.quarters[0].shift(-4)
+    for t in needs:
+        for i in range(4):
+            st = kq.coverage.status(t, prev.shift(i))
+            if st.status != "full":
+                return st.reason or f"`{t}` does not cover {prev.shift(i).label}"
+    return kq.trailing.attrs.get("nan_reason", "no data in that year")
 
 
 def quarter_metrics(
@@ -562,246 +829,60 @@ def quarter_metrics(
 
 
 def to_json(metrics: dict[str, Any]) -> str:
-    """Serialise metrics: NaN becomes null, keys keep their order, dates become ISO text."""
-
-    def default(o: Any) -> Any:
-        if isinstance(o, dt.date):
-            return o.isoformat()
-        if hasattr(o, "item"):
-            return o.item()
-        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-    def clean(o: Any) -> Any:
-        if isinstance(o, float):
-            return _num(o)
-        if isinstance(o, dict):
-            return {str(k): clean(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [clean(v) for v in o]
-        return o
-
-    return json.dumps(clean(metrics), indent=2, default=default, allow_nan=False, ensure_ascii=False)
-
-
-def _fmt(value: Any, kind: str, currency: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if kind == "money":
-        return f"{currency} {value:,.0f}"
-    if kind == "money2":
-        return f"{currency} {value:,.2f}"
-    if kind == "pct":
-        return f"{value:.1%}"
-    if kind == "ratio":
-        return f"{value:,.2f}"
-    return f"{value:,.0f}"
-
-
-SUMMARY_ROWS = (
-    ("Revenue", "revenue", "money"),
-    ("Revenue target (quarter)", "revenue_target", "money"),
-    ("Visits", "visits", "int"),
-    ("Leads", "leads", "int"),
-    ("Visits per lead", "visits_per_lead", "ratio"),
-    ("Visit-to-lead rate", "visit_to_lead_rate", "pct"),
-    ("MQLs", "mqls", "int"),
-    ("SQLs", "sqls", "int"),
-    ("Opportunities", "opportunities", "int"),
-    ("Won deals", "won_deals", "int"),
-    ("Won revenue", "won_revenue", "money"),
-    ("Lead revenue", "lead_revenue", "money"),
-    ("Value per lead", "value_per_lead", "money"),
-    ("Value per visit", "value_per_visit", "money2"),
-    ("Lead-to-customer rate", "lead_to_customer_rate", "pct"),
-    ("Bounce rate", "bounce_rate", "pct"),
-    ("Marketing cost", "marketing_cost", "money"),
-    ("Cost per lead", "cost_per_lead", "money"),
-    ("New customers", "new_customers", "int"),
-    ("CAC", "cac", "money"),
-    ("CLV", "clv", "money"),
-    ("CLV:CAC", "clv_to_cac", "ratio"),
-    ("Marketing ROI", "marketing_roi", "pct"),
-    ("Email open rate", "email_open_rate", "pct"),
-)
-
-
-def metric_kind(metric: str | None) -> str:
-    """How a metric is shown: ``money``, ``pct``, ``ratio`` or ``int``."""
-    name = metric or ""
-    if name.endswith("_rate") or name in ("marketing_roi", "roi", "new_user_share", "target_growth", "average_growth"):
-        return "pct"
-    if name in ("clv_to_cac", "visits_per_lead"):
-        return "ratio"
-    if (
-        name.startswith(("cost", "value_"))
-        or name.endswith(("revenue", "_cost", "cac", "clv", "_target"))
-        or name in ("cac", "clv", "cost_per_lead")
-    ):
-        return "money"
-    return "int"
+    """Serialise metrics (:func:`kpi_helpers.jsonio.dumps`): NaN becomes null, keys keep their
+    order, dates become ISO text."""
+    return jsonio.dumps(metrics, what="metrics.json")
 
 
 def format_summary(m: dict[str, Any]) -> str:
-    """A plain-text KPI table for the terminal (``kpi summary``)."""
+    """A plain-text KPI table for the terminal (``kpi summary``): every headline KPI of the registry,
+    formatted by its unit (:mod:`kpi_helpers.formats`), with n/a and the reason where the data does
+    not give it and ``*`` on a value counted over part of the quarter."""
     cur = m["currency"]
     prev = m.get("previous_quarter") or {}
-    state = "complete" if m["complete"] else f"in progress, {m['days_covered']} of {m['days_in_quarter']} days"
+
+    def fmt(key: str | None, value: Any) -> str:
+        return format_value(value, unit_of(key or "") or "count", currency=cur)
+
+    if m.get("in_progress"):
+        state = f"in progress, {m['days_covered']} of {m['days_in_quarter']} days"
+    elif m["complete"]:
+        state = "complete"
+    else:
+        state = f"partial: {m['days_covered']} of {m['days_in_quarter']} days have data"
     lines = [
         f"{m['quarter']} ({m['quarter_start']} to {m['quarter_end']}, {state}); data to {m['data_end']}",
-        f"{'KPI':<26}{'value':>18}{'previous':>18}",
+        f"tables: {', '.join(m.get('tables') or []) or 'none'}",
+        f"{'KPI':<28}{'value':>18}{'previous':>18}",
     ]
-    for label, key, kind in SUMMARY_ROWS:
-        lines.append(f"{label:<26}{_fmt(m.get(key), kind, cur):>18}{_fmt(prev.get(key), kind, cur):>18}")
-    lines.append(f"ROI by channel ({m['attribution_model']} attribution):")
-    for ch, c in m["by_channel"].items():
-        lines.append(
-            f"  {ch:<24}{_fmt(c['attributed_revenue'], 'money', cur):>18}  cost "
-            f"{_fmt(c['cost'], 'money', cur):>14}  ROI {_fmt(c['roi'], 'pct', cur):>8}"
-        )
+    rows = [("revenue_target", label_of("revenue_target"))] + [(k.key, k.label) for k in KPIS.values() if k.headline]
+    for key, label in rows:
+        value = fmt(key, m.get(key)) + ("*" if key in m.get("partial", {}) else "")
+        lines.append(f"{label:<28}{value:>18}{fmt(key, prev.get(key)):>18}")
+    if m["by_channel"]:
+        lines.append(f"ROI by channel ({m['attribution_model']} attribution):")
+        for ch, c in m["by_channel"].items():
+            lines.append(
+                f"  {ch:<24}{fmt('attributed_revenue', c['attributed_revenue']):>18}  cost "
+                f"{fmt('cost', c['cost']):>14}  ROI {fmt('roi', c['roi']):>8}"
+            )
     if m["kpis"]:
         lines.append("KPI targets:")
         for k in m["kpis"]:
-            kind = metric_kind(k["metric"])
-            proj = f" (projected {_fmt(k['projected'], kind, cur)})" if k.get("projected") is not None else ""
+            proj = f" (projected {fmt(k['metric'], k['projected'])})" if k.get("projected") is not None else ""
             lines.append(
-                f"  {k['name']:<38}{_fmt(k['actual'], kind, cur):>12}{proj} of {_fmt(k['target'], kind, cur)}"
+                f"  {k['name']:<38}{fmt(k['metric'], k['actual']):>12}{proj} of {fmt(k['metric'], k['target'])}"
                 f"  {k['status']} ({k['owner']})"
             )
-    for key, why in m.get("undefined", {}).items():
-        lines.append(f"  note: {key} is undefined: {why}")
+    shown = [k for k, _ in rows if k in m.get("undefined", {})]
+    by_reason: dict[str, list[str]] = {}
+    for key in shown:
+        by_reason.setdefault(m["undefined"][key], []).append(key)
+    for why, keys in by_reason.items():
+        lines.append(f"  n/a ({', '.join(keys)}): {why}")
+    for key, why in m.get("partial", {}).items():
+        if KPIS[key].headline:
+            lines.append(f"  * partial: {key}: {why}")
+    for w in m.get("warnings", []):
+        lines.append(f"  warning: {w}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------------
-# Notebook tables. Added for notebooks 01-04 (plots/notebooks owner): additive only, nothing above
-# changed. Each builds one table a notebook shows, from the facts and the KPI formulas, so the
-# notebooks select and format but do not compute. Candidates for QuarterKpis methods.
-
-#: label of the all-channels row of :func:`channel_funnel`
-ALL_CHANNELS = "All channels"
-_COHORT_STAGES = ("leads", "mqls", "sqls", "opportunities", "won")
-
-
-def goal_scenario(kq: QuarterKpis, *, uplift: float) -> QuarterKpis:
-    """``kq`` with another growth uplift (what-if): ``goal`` and ``funnel_plan`` are recomputed,
-    the facts already fetched stay cached, so a scenario runs no engine query."""
-    import copy
-    import dataclasses
-
-    alt = copy.copy(kq)
-    for key in ("goal", "funnel_plan"):
-        alt.__dict__.pop(key, None)
-    alt.settings = dataclasses.replace(kq.settings, growth_uplift=float(uplift))
-    return alt
-
-
-def channel_funnel(kq: QuarterKpis, *, by: str = "channel") -> pd.DataFrame:
-    """Funnel of the leads created in the quarter per ``by`` (channel or campaign), followed to the
-    data's end (:func:`facts.cohort_funnel`), with stage conversion rates (fractions) and median days
-    between stages. The last row, :data:`ALL_CHANNELS`, sums the counts (its medians are NaN:
-    ``facts.cohort_funnel(by=None)`` fails on ibis 12, see the notebooks' report)."""
-    q = kq.quarter
-    f = facts.cohort_funnel(kq.source, q.start, q.end, by=by)
-    total = f[list(_COHORT_STAGES)].sum().to_frame(ALL_CHANNELS).T
-    f = pd.concat([f, total]) if len(f) else total
-    f.index.name = by
-    f[list(_COHORT_STAGES)] = f[list(_COHORT_STAGES)].astype("int64")
-    for a, b, name in (
-        ("leads", "mqls", "lead_to_mql"),
-        ("mqls", "sqls", "mql_to_sql"),
-        ("sqls", "opportunities", "sql_to_opportunity"),
-        ("opportunities", "won", "opportunity_to_won"),
-        ("leads", "sqls", "lead_to_sql"),
-        ("leads", "won", "lead_to_won"),
-    ):
-        f[f"{name}_rate"] = K.conversion_rate(f[b].astype(float), f[a].astype(float))
-    return f
-
-
-def web_table(kq: QuarterKpis, by: str = "device") -> pd.DataFrame:
-    """Web metrics of the quarter per ``by`` (device, channel, landing_page, ...): sessions and their
-    share, users new and returning, bounce rate, average session duration (seconds)."""
-    w = facts.web_breakdown(kq.source, kq.quarter, by)
-    w["share"] = K.safe_divide(w.sessions.astype(float), float(w.sessions.sum()), reason="no sessions")
-    w["returning_users"] = K.returning_users(w.users, w.new_users)
-    w["new_user_share"] = K.new_user_share(w.new_users, w.users)
-    w["bounce_rate"] = K.bounce_rate(w.engaged_sessions, w.sessions)
-    w["avg_session_duration_s"] = K.avg_session_duration(w.session_duration_s, w.sessions)
-    return w
-
-
-def goal_conversion(kq: QuarterKpis, *, by_landing_page: bool = False) -> pd.DataFrame:
-    """Site goal completions of the quarter per goal (and landing page) with the goal conversion rate
-    (completions per session of that landing page, or of the site)."""
-    g = facts.goal_facts(kq.source, kq.quarter, by_landing_page=by_landing_page)
-    g["conversion_rate"] = K.goal_conversion_rate(g.completions.astype(float), g.sessions.astype(float))
-    return g.set_index(["goal", "landing_page"]) if by_landing_page else g
-
-
-def _acquisition(cost: pd.Series, conversions: pd.Series, clv: float | None) -> pd.DataFrame:
-    """CAC on attributed won deals and CLV:CAC; NaN where no cost was recorded."""
-    cac = K.safe_divide(cost, conversions, reason="no attributed won deals").where(cost > 0)
-    clv_ = float("nan") if clv is None else float(clv)
-    return pd.DataFrame({"cac": cac, "clv": clv_, "clv_to_cac": K.clv_to_cac(clv_, cac)}, index=cost.index)
-
-
-def channel_economics(kq: QuarterKpis, *, clv: float | None = None) -> pd.DataFrame:
-    """Per channel under ``kq.attribution_model``: marketing cost, leads, cost per lead, attributed
-    won deals and revenue, CAC, CLV:CAC and ROI.
-
-    Channel CAC = the channel's marketing cost / won deals attributed to it (sales cost and
-    new-vs-returning customers are not split by channel, so this is the marketing part of CAC on
-    attributed deals); ``clv`` is the company's CLV (``metrics()["clv"]``) for every channel.
-    ``(unallocated)`` and ``(sales-sourced)`` get no per-channel ratios.
-    """
-    c = kq.channels
-    out = c[["marketing_cost", "leads", "cost_per_lead", "attributed_conversions", "attributed_revenue"]].copy()
-    out = out.join(_acquisition(out.marketing_cost, out.attributed_conversions, clv)).join(c["roi"])
-    out.loc[out.index.isin([UNALLOCATED, SALES_SOURCED]), ["cac", "clv_to_cac", "roi"]] = float("nan")
-    out.attrs["attribution_model"] = kq.attribution_model
-    return out
-
-
-def campaign_economics(kq: QuarterKpis, *, clv: float | None = None) -> pd.DataFrame:
-    """Per campaign under ``kq.attribution_model``: channel, marketing spend booked on it (cost types
-    other than ``sales``), leads created, cost per lead, attributed won deals and revenue, CAC,
-    CLV:CAC and ROI; campaigns with spend, leads or credit in the quarter, most spend first.
-
-    Spend without a campaign, leads and touches without one are the row ``(not set)``; it gets no
-    ratios (it mixes channel overheads with untagged traffic). Ratios are NaN without spend.
-    """
-    from .attribution import NOT_SET
-
-    sp = facts.spend_breakdown(kq.source, kq.quarter)
-    sp = sp[sp.cost_type != "sales"].replace({"campaign": {"(none)": NOT_SET}})
-    spend = sp.groupby("campaign").agg(
-        channel=("channel", lambda s: s.iloc[0] if s.nunique() == 1 else "(several)"), marketing_cost=("amount", "sum")
-    )
-    leads = channel_funnel(kq, by="campaign")["leads"].drop(ALL_CHANNELS)
-    leads = leads.groupby(leads.index.to_series().fillna(NOT_SET).replace({"nan": NOT_SET}).values).sum()
-    credit = kq.attribution_by_campaign().rename(
-        columns={"conversions": "attributed_conversions", "value": "attributed_revenue"}
-    )
-    cols = ["marketing_cost", "leads", "attributed_conversions", "attributed_revenue"]
-    out = spend.join(leads.rename("leads"), how="outer").join(credit, how="outer")
-    out[cols] = out[cols].fillna(0.0)
-    out = out[(out.marketing_cost > 0) | (out.leads > 0) | (out.attributed_revenue > 0)].copy()
-    out["leads"] = out["leads"].astype("int64")
-    out["cost_per_lead"] = K.cost_per_lead(out.marketing_cost, out.leads).where(out.marketing_cost > 0)
-    out = out.join(_acquisition(out.marketing_cost, out.attributed_conversions, clv))
-    out["roi"] = K.marketing_roi(out.attributed_revenue, out.marketing_cost)
-    out.loc[out.index == NOT_SET, ["cost_per_lead", "cac", "clv_to_cac", "roi"]] = float("nan")
-    out.index.name = "campaign"
-    out.attrs["attribution_model"] = kq.attribution_model
-    return out.sort_values(["marketing_cost", "attributed_revenue"], ascending=False)
-
-
-def attribution_ranks(comparison: pd.DataFrame) -> pd.DataFrame:
-    """Rank of each channel (1 = most credited revenue; ties share the best rank) under every model
-    of ``comparison`` (channels x models), plus ``best``, ``worst`` and ``spread`` (worst - best),
-    the channels whose rank moves most first."""
-    ranks = comparison.rank(axis=0, ascending=False, method="min").astype("int64")
-    ranks.columns.name = None
-    out = ranks.assign(best=ranks.min(axis=1), worst=ranks.max(axis=1))
-    out["spread"] = out["worst"] - out["best"]
-    return out.sort_values(["spread", "best"], ascending=[False, True])

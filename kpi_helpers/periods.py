@@ -18,6 +18,8 @@ from typing import Any
 
 from .exceptions import PeriodError
 
+#: fiscal years a quarter may name (dates beyond are refused as data too, see validation)
+YEARS = (1900, 2200)
 _QUARTER_RE = re.compile(r"^\s*(?:FY)?\s*(\d{4})\s*-?\s*Q([1-4])\s*$", re.IGNORECASE)
 
 
@@ -43,6 +45,10 @@ class Quarter:
         _check_start_month(self.fy_start_month)
         if self.q not in (1, 2, 3, 4):
             raise PeriodError(f"quarter number must be 1-4, got {self.q!r}")
+        if not (YEARS[0] <= self.fiscal_year <= YEARS[1]):
+            raise PeriodError(
+                f"fiscal year {self.fiscal_year} is out of range; expected a year from {YEARS[0]} to {YEARS[1]}"
+            )
 
     @property
     def start(self) -> dt.date:
@@ -146,10 +152,6 @@ def quarter_of(day: Any, fy_start_month: int = 1) -> Quarter:
     return Quarter(fiscal_year, offset // 3 + 1, fy_start_month)
 
 
-def fiscal_year_of(day: Any, fy_start_month: int = 1) -> FiscalYear:
-    return quarter_of(day, fy_start_month).fiscal
-
-
 def latest_complete_quarter(data_end: Any, fy_start_month: int = 1, *, today: Any = None) -> Quarter:
     """Last quarter that has ended (before ``today``) and that the data covers to its last day."""
     end = _as_date(data_end)
@@ -208,7 +210,3 @@ def quarter_key_expr(date_expr: Any, fy_start_month: int = 1) -> Any:
     fiscal_year = shifted // 12
     q0 = (shifted % 12) // 3
     return fiscal_year * 4 + q0
-
-
-def fiscal_year_expr(date_expr: Any, fy_start_month: int = 1) -> Any:
-    return quarter_key_expr(date_expr, fy_start_month) // 4

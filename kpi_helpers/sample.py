@@ -9,26 +9,43 @@ show; the fiscal year is the calendar year.
 - Seven channels: Organic Search, Paid Search, Paid Social, Email, Referral, Direct and Events. Events
   are a webinar every quarter and, from 2022, conferences (2021 was virtual-only). Funnel rates, win
   rates and deal sizes differ by channel: Events and Referral convert best with large deals, Paid
-  Social worst with small ones; Paid Social loses money while marketing as a whole pays off.
+  Social worst with small ones.
+- **Spend drives leads through a planted truth** (:mod:`kpi_helpers.sample_media`): six channels
+  (all but Direct) have weekly activity cost (media and production: ads, listings and rewards,
+  sponsorships and webinars, e-mail sends, content production) with flights, pauses, budget changes
+  and a budget level shared across channels; each channel's leads are a baseline (trend x seasonality
+  x noise) plus incremental leads from its spend through geometric carry-over and logistic
+  saturation. Three lift tests (``experiments``) measured some of it. ``truth.json`` holds the truth
+  over the last 104 complete weeks (incremental leads per unit of cost, incremental ROI through the
+  funnel, contribution shares) and the parameters.
 - About 10,000 leads (none with personal data), 30,000 touchpoints (1-8 per lead; Direct is a
-  frequent last touch), 1,500 opportunities (about 20 % sales-sourced; some accounts come back for
-  expansion deals; cycles of 30-180 days leave recent deals open) and 100,000 ``web_sessions`` rows
-  (about 40 visits per lead).
-- ``revenue`` (closed months only) follows the growth trend: won deals are subscriptions recognised
-  over 12 months, topped up by renewals and services, sized so that deals won from leads make about
-  58 % of revenue (50-65 % in each full year). The funnel is simulated from 500 days before
-  ``start`` so that early revenue and pipeline hold deals of earlier leads (those leads are not
-  written), which is also why 2021 is a ramp-up year for lead-sourced revenue.
+  frequent last touch) and 100,000 ``web_sessions`` rows (about 40 visits per lead).
+- **Deals from a known process** (:mod:`kpi_helpers.sample_pipeline`): about 1,500 new-business
+  opportunities (about 20 % sales-sourced) move through four open stages with Gamma times and
+  probabilities of moving on, so won and lost are competing risks by age and amount and about a
+  quarter's deals are still open at the end; ``opportunity_history`` holds every stage change with
+  the amount known then. Won deals start yearly subscriptions: renewal opportunities (churn drawn
+  per account from a Beta distribution, by acquisition channel) and expansions (a Poisson process
+  per account) follow, typed in ``opportunities.type``, 1,700 more opportunities in all. Accounts
+  from before the CRM export renew and expand too.
+- ``revenue`` (closed months only): every won deal of any type recognised evenly over the 12 months
+  from its close month, plus services of 6 % of that, so bookings lead revenue. The funnel is
+  simulated from 500 days before ``start`` so that early revenue and pipeline hold deals of earlier
+  leads (those leads are not written).
 - Funnel steps and wins take their rate's share of each channel's leads or deals per year (not one
   coin each), so that even scale 1 shows the ranking of channels rather than the luck of a few
   dozen deals.
-- ``spend``: Paid Search and Paid Social media by day, as ad platforms report it (budgeted per
-  expected lead, $100-400 a lead); everything else by month, dated the first, as finance books it:
-  review sites, referral rewards and events per campaign, production, software and labour per
-  channel, and ``(unallocated)`` overhead, software and sales cost. The last month holds the month
-  to date, and the daily rows let spend reach the data's last day like leads and sessions do.
+- ``spend``: Paid Search and Paid Social media by day, as ad platforms report it; the other activity
+  cost by week (dated the Monday; events one row each); fixed cost by month, dated the first, as
+  finance books it: software and labour per channel, and ``(unallocated)`` overhead, software and
+  sales cost. The last month and week hold their days to date, so spend reaches the data's last day
+  like leads and sessions do.
 - ``content`` has e-mails, webinars, conferences and print ads on their day, and blog posts' views
   per month (dated the first of the month; a daily grain would dwarf the rest of the sample).
+
+The process is frozen: ``tests/test_sample.py`` pins the committed sample and its ``truth.json``
+to the generator for seed 42; :data:`DEVELOPMENT_SEEDS` lists the seeds used while developing, so
+calibration and recovery benchmarks use others.
 
 Knobs of :func:`generate`: ``seed`` (the same arguments give byte-identical files), ``scale`` (leads,
 touchpoints, opportunities, traffic and amounts grow in proportion; the site grows with them, with
@@ -46,6 +63,7 @@ pyarrow, about 15 times faster than pandas for CSV at 10 million rows.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -55,7 +73,24 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .schema import CONTRACT, COST_TYPES, GOALS, STAGES, UNALLOCATED
+from . import sample_media as M
+from . import sample_pipeline as P
+from .exceptions import KpiError
+from .fileio import sha256_of
+from .jsonio import write_json
+from .schema import (
+    ACTIVITY_COST_TYPES,
+    CONTRACT,
+    COST_TYPES,
+    GOALS,
+    OPPORTUNITY_TYPES,
+    SALES_SOURCED,
+    STAGES,
+    UNALLOCATED,
+)
+
+#: the tables the sample holds (a conversion-path export is an alternative to touchpoints, not made here)
+SAMPLE_TABLES = tuple(t for t in CONTRACT if t != "paths")
 
 __all__ = ["generate"]
 
@@ -63,11 +98,13 @@ DAY = 86_400
 #: days simulated before `start`, so that early revenue and pipeline are not empty
 WARM_UP_DAYS = 500
 #: expected leads a year at scale 1 at the demand level of `start` (about 10,000 over the default period)
-LEADS_PER_YEAR = 1_050
+LEADS_PER_YEAR = 1_160
 
 CHANNELS = ("Organic Search", "Paid Search", "Paid Social", "Email", "Referral", "Direct", "Events")
 ORG, PSE, PSO, EML, REF, DIR, EVT = range(7)
 SALES = 7  # origin index of sales-sourced deals in the per-origin arrays
+EXPANSION = 8  # origin index of expansion deals
+LEGACY = 8  # index of accounts from before the CRM export in sample_pipeline.CHURN_MEAN
 DEVICES = ("desktop", "mobile", "tablet")
 CONTENT_TYPES = ("blog", "email", "webinar", "event", "print")
 
@@ -82,37 +119,41 @@ EVENTS_SHARE = 0.06  # Events' usual share of a quarter's leads; the other chann
 MQL_RATE = np.array([0.50, 0.55, 0.38, 0.48, 0.62, 0.55, 0.60])
 SQL_RATE = np.array([0.33, 0.35, 0.25, 0.30, 0.45, 0.38, 0.42])  # of MQLs
 OPP_RATE = np.array([0.65, 0.65, 0.55, 0.60, 0.75, 0.68, 0.72])  # of SQLs
-# Per deal origin: the seven channels, then SALES.
-WIN_RATE = np.array([0.27, 0.28, 0.21, 0.25, 0.34, 0.30, 0.35, 0.24])
+# Per deal origin: the seven channels, then SALES, then EXPANSION (deals of existing customers).
+#: probability that a deal of each origin is won (the pipeline process's truth, see sample_pipeline)
+WIN_RATE = np.array([0.27, 0.28, 0.21, 0.25, 0.36, 0.29, 0.37, 0.24, 0.55])
 DEAL_MEDIAN = np.array([17_000, 18_000, 11_000, 15_000, 28_000, 20_000, 30_000, 30_000.0])  # at `start`
-CYCLE_FACTOR = np.array([1.0, 0.95, 1.1, 1.0, 0.85, 0.9, 0.85, 1.2])
-EXPANSION_MEDIAN = 12_000.0
-EXPANSION_RATE = (0.08, 0.45)  # share of lead-sourced and of sales-sourced deals that expand an account
+#: sd of the log of deal amounts around their median
+DEAL_SD = 0.35
+CYCLE_FACTOR = np.array([1.0, 0.95, 1.1, 1.0, 0.85, 0.9, 0.85, 1.2, 0.6])
+EXPANSION_MEDIAN = 9_000.0
 SALES_SOURCED_SHARE = 0.20
-LEAD_REVENUE_SHARE = 0.58  # deals won from leads / revenue, over the full years after the first
+#: seeds used while developing the generator and the models fitted to it: calibration and recovery
+#: benchmarks must use other seeds, so that nothing was tuned to the data they are judged on
+DEVELOPMENT_SEEDS = (3, 4, 7, 42)
 
 # --- campaigns and events ---------------------------------------------------------------------------
-# channel, campaign (None: none), first and last month (None: open), weight in the channel's leads,
-# cost per expected lead (0: none), cost type of that cost
-CAMPAIGNS: tuple[tuple[int, str | None, str | None, str | None, float, float, str], ...] = (
-    (ORG, "(organic)", None, None, 1.0, 0, ""),
-    (PSE, "Brand - Search", None, None, 0.35, 95, "media"),
-    (PSE, "Non-Brand - KPI Software", None, None, 0.35, 240, "media"),
-    (PSE, "Non-Brand - Marketing Analytics", None, None, 0.20, 260, "media"),
-    (PSE, "Competitor - Search", "2023-03", None, 0.12, 380, "media"),
-    (PSO, "LinkedIn - Lead Gen Forms", None, None, 0.45, 170, "media"),
-    (PSO, "LinkedIn - Thought Leadership", None, None, 0.20, 320, "media"),
-    (PSO, "Meta - Retargeting", "2022-01", None, 0.20, 120, "media"),
-    (PSO, "LinkedIn - ABM Target Accounts", "2024-01", None, 0.15, 400, "media"),
-    (PSO, "X - Promoted Posts", None, "2023-06", 0.10, 260, "media"),
-    (EML, "Monthly Newsletter", None, None, 0.35, 0, ""),
-    (EML, "Nurture - Welcome Series", None, None, 0.30, 0, ""),
-    (EML, "Product Update", None, None, 0.15, 0, ""),
-    (EML, "Webinar Invitations", None, None, 0.20, 0, ""),
-    (REF, "Partner Program", None, None, 0.40, 0, ""),
-    (REF, "Customer Referral", None, None, 0.30, 120, "production"),
-    (REF, "Review Sites", None, None, 0.30, 160, "media"),
-    (DIR, None, None, None, 1.0, 0, ""),
+# channel, campaign (None: none), first and last month (None: open), weight in the channel's leads
+# and in its activity cost, cost type of that cost ("": none)
+CAMPAIGNS: tuple[tuple[int, str | None, str | None, str | None, float, str], ...] = (
+    (ORG, "(organic)", None, None, 1.0, "production"),
+    (PSE, "Brand - Search", None, None, 0.35, "media"),
+    (PSE, "Non-Brand - KPI Software", None, None, 0.35, "media"),
+    (PSE, "Non-Brand - Marketing Analytics", None, None, 0.20, "media"),
+    (PSE, "Competitor - Search", "2023-03", None, 0.12, "media"),
+    (PSO, "LinkedIn - Lead Gen Forms", None, None, 0.45, "media"),
+    (PSO, "LinkedIn - Thought Leadership", None, None, 0.20, "media"),
+    (PSO, "Meta - Retargeting", "2022-01", None, 0.20, "media"),
+    (PSO, "LinkedIn - ABM Target Accounts", "2024-01", None, 0.15, "media"),
+    (PSO, "X - Promoted Posts", None, "2023-06", 0.10, "media"),
+    (EML, "Monthly Newsletter", None, None, 0.35, "production"),
+    (EML, "Nurture - Welcome Series", None, None, 0.30, "production"),
+    (EML, "Product Update", None, None, 0.15, "production"),
+    (EML, "Webinar Invitations", None, None, 0.20, "production"),
+    (REF, "Partner Program", None, None, 0.40, ""),
+    (REF, "Customer Referral", None, None, 0.30, "production"),
+    (REF, "Review Sites", None, None, 0.30, "media"),
+    (DIR, None, None, None, 1.0, ""),
 )
 WEBINAR_TOPICS = (
     "Pipeline Analytics",
@@ -134,7 +175,6 @@ CONFERENCES = (
     ("Customer Roadshow", 2023, 9, 12, 1, 0.02),
     ("B2B Marketing Expo", 2022, 10, 5, 3, 0.06),
 )
-EVENT_COST_PER_LEAD = {"webinar": 120.0, "conference": 350.0}
 
 # --- the web site -----------------------------------------------------------------------------------
 # A bigger scale is a bigger site: more blog posts, partner sites, minor search engines and pages,
@@ -392,16 +432,12 @@ GOAL_RATES = {
 GOAL_CHANNEL = np.array([1.0, 1.0, 0.5, 1.3, 1.2, 1.3, 1.0])
 
 # --- spend ------------------------------------------------------------------------------------------
-# Monthly running costs at scale 1 in the first year: channel (None: unallocated), campaign, cost
-# type, amount, yearly growth. Software, labour and sales step up once a year (contracts, raises).
+# Fixed monthly running costs at scale 1 in the first year: channel (None: unallocated), campaign,
+# cost type, amount, yearly growth. Software, labour and sales step up once a year (contracts,
+# raises). Activity cost (media and production) comes from sample_media's weekly plan.
 COST_LINES: tuple[tuple[int | None, str | None, str, float, float], ...] = (
-    (ORG, "(organic)", "production", 3_500, 0.15),
     (ORG, "(organic)", "software", 450, 0.08),
-    (PSE, None, "production", 600, 0.10),
-    (PSO, None, "production", 700, 0.15),
     (EML, None, "software", 600, 0.12),
-    (EML, "Monthly Newsletter", "production", 500, 0.10),
-    (EML, "Nurture - Welcome Series", "production", 250, 0.10),
     (EVT, None, "software", 400, 0.10),
     (ORG, None, "labor", 4_200, 0.12),
     (PSE, None, "labor", 2_600, 0.12),
@@ -431,7 +467,7 @@ TOUCH_MIX = np.array(
 MAX_TOUCHES = 8
 
 #: independent random streams, so that changing one table leaves the others' draws alone
-STREAMS = ("world", "leads", "opportunities", "revenue", "touchpoints", "web", "content", "spend")
+STREAMS = ("world", "leads", "opportunities", "revenue", "touchpoints", "web", "content", "spend", "media")
 
 
 # --- calendar and sampling helpers (days and seconds since 1970-01-01) ------------------------------
@@ -534,7 +570,9 @@ class _World:
     """What the tables share: calendar, expected leads and visits per day and channel, the campaigns,
     the event calendar and the site (pages and traffic sources)."""
 
-    def __init__(self, rng: np.random.Generator, scale: float, start: str, end: str) -> None:
+    def __init__(
+        self, rng: np.random.Generator, media_rng: np.random.Generator, scale: float, start: str, end: str
+    ) -> None:
         self.scale = scale
         self.start, self.end = _day(start), _day(end)
         if self.end <= self.start:
@@ -596,13 +634,66 @@ class _World:
         self.session_lambda = sessions * (leads @ VISITS_PER_LEAD) / sessions[self.visible].sum()
 
         self._build_site(rng)
+        self._build_media(media_rng, lead_base)
+
+    def _build_media(self, rng: np.random.Generator, lead_base: np.ndarray) -> None:
+        """Weekly activity spend and the leads it causes (:mod:`kpi_helpers.sample_media`).
+
+        Splits the planned leads of the six channels with spend into a baseline (`lead_lambda`) and
+        incremental leads (`inc_lambda`), both expected leads per day and channel.
+        """
+        self.planned_lambda = self.lead_lambda.copy()  # leads per day and channel before the split
+        self.monday0 = int(self.warm - _weekday(self.warm))
+        n_weeks = (self.end + 1 - self.monday0 + 6) // 7
+        self.mondays = self.monday0 + 7 * np.arange(n_weeks)
+        week = (self.days - self.monday0) // 7
+        level = np.interp(self.mondays, self.days, self.trend)
+        # Events: each event's cost in its week, webinars as production and conferences as sponsorship.
+        self.ev_cost = np.array(
+            [
+                lam * M.EVENT_COST_PER_LEAD["webinar" if web else "conference"]
+                for lam, web in zip(self.ev_lambda, self.ev_webinar, strict=True)
+            ]
+        ) * _noise(rng, len(self.ev_day), 0.15)
+        event_cost = np.bincount((self.ev_day - self.monday0) // 7, weights=self.ev_cost, minlength=n_weeks)
+        spend = M.plan(rng, self.mondays, level, event_cost, self.scale)
+
+        media = np.array([CHANNELS.index(c) for c in M.MEDIA_CHANNELS])
+        weekly_planned = np.zeros((n_weeks, len(media)))
+        np.add.at(weekly_planned, week, self.planned_lambda[:, media])
+        ev_week = (self.ev_day - self.monday0) // 7
+        weekly_planned[:, -1] = np.bincount(ev_week, weights=self.ev_lambda, minlength=n_weeks)
+        first_year = (self.mondays >= self.start) & (self.mondays < self.start + 364)
+        target = M.INCREMENTAL_SHARE * weekly_planned[first_year].sum(axis=0)
+        target[-1] = weekly_planned[first_year, -1].sum()  # Events: the calendar's event leads
+        self.media_lam, self.media_beta = M.calibrate(spend, first_year, target)
+
+        # The fitted window: the last WINDOW_WEEKS complete weeks; lift tests inside it.
+        # (a shorter data set fits the complete weeks it has)
+        last = (self.end + 1 - self.monday0) // 7 - 1
+        first = (self.start - self.monday0 + 6) // 7
+        self.window = slice(max(last - M.WINDOW_WEEKS + 1, first), last + 1)
+        baseline_share = 1 - M.INCREMENTAL_SHARE
+        baseline_share[-1] = 0.0
+        ev_base = (1 - M.INCREMENTAL_SHARE[-1]) / M.INCREMENTAL_SHARE[-1] * self.ev_lambda.sum() / len(self.days)
+        weekly_leads = weekly_planned * baseline_share + M.incremental(spend, self.media_lam, self.media_beta)
+        self.experiments = M.experiments(rng, spend, last, self.media_lam, self.media_beta, weekly_leads, first)
+        self.media_spend = spend  #: weekly activity cost per media channel, weeks from monday0
+
+        # Baseline: the planned leads less the incremental share; Events: a small walk-in baseline.
+        inc_week = M.incremental(spend, self.media_lam, self.media_beta)
+        weekday = WEEKDAY_LEADS[_weekday(self.days)] / WEEKDAY_LEADS.sum()
+        self.inc_lambda = np.zeros_like(self.lead_lambda)
+        self.inc_lambda[:, media] = inc_week[week] * weekday[:, None]
+        self.lead_lambda[:, media] *= baseline_share
+        self.lead_lambda[:, EVT] = ev_base * lead_base / lead_base.mean()
 
     def _build_campaigns(self) -> None:
         """Campaigns: the ones in CAMPAIGNS, then one per event; campaign index -1 is "none"."""
         months = np.arange(self.n_months) + self.m0
         names: list[str | None] = [c[1] for c in CAMPAIGNS]
         self.campaign_weights = np.zeros((len(CHANNELS) * self.n_months, len(CAMPAIGNS)))
-        for k, (ch, _, first, last, weight, _, _) in enumerate(CAMPAIGNS):
+        for k, (ch, _, first, last, weight, _) in enumerate(CAMPAIGNS):
             lo = _month_of(_day(first + "-01")) if first else months[0]
             hi = _month_of(_day(last + "-01")) if last else months[-1]
             # row channel * n_months + month: the campaign mix within a channel in a month
@@ -650,7 +741,9 @@ class _World:
         self.pages = pa.array([*CORE_PAGES, *blog_pages, None], type=pa.string())  # index -1: none
         self.titles = pa.array([*CORE_PAGES, *map(_title, blog_pages)], type=pa.string())
 
-        def weights(spec: Mapping[int, Mapping[str | None, float]], extra: list[str | None]) -> np.ndarray:
+        def weights(
+            spec: Mapping[int, Mapping[str, float]] | Mapping[int, Mapping[str | None, float]], extra: list[str | None]
+        ) -> np.ndarray:
             cols = [*CORE_PAGES, *extra]
             m = np.zeros((len(CHANNELS), len(cols)))
             for ch, pages in spec.items():
@@ -734,34 +827,36 @@ def _partner_domains(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def _leads(rng: np.random.Generator, w: _World) -> dict[str, np.ndarray]:
-    """All leads from the warm-up on, sorted by creation time, with their funnel milestones."""
-    counts = rng.poisson(w.lead_lambda)
+    """All leads from the warm-up on, sorted by creation time, with their funnel milestones.
+
+    Each day and channel has two Poisson draws, baseline and incremental (caused by the channel's
+    activity spend, see :mod:`kpi_helpers.sample_media`); ``incremental`` marks the second.
+    """
+    base, inc = rng.poisson(w.lead_lambda), rng.poisson(w.inc_lambda)
+    counts = np.concatenate([base, inc])
     day_i, channel = np.nonzero(counts)
     reps = counts[day_i, channel]
+    incremental = np.repeat(day_i >= len(w.days), reps)
+    day_i = day_i % len(w.days)
     day, channel = np.repeat(w.days[day_i], reps), np.repeat(channel, reps)
     created = day * DAY + _business_seconds(rng, len(day))
     campaign = w.campaign(rng, channel, created)
     page = w.page(rng, _choice(rng, channel, w.lead_page_w), day, channel == EML)
+    # Events leads follow the event before them (registrations, badge scans, follow-ups): webinar
+    # leads land on /webinars, badge scans have no landing page.
+    evt = channel == EVT
+    ev = np.clip(np.searchsorted(w.ev_day, day[evt], side="right") - 1, 0, len(w.ev_day) - 1)
+    campaign[evt] = w.ev_campaign[ev]
+    page[evt] = np.where(w.ev_webinar[ev], CORE_PAGES.index("/webinars"), -1)
 
-    # Events: webinar registrations in the two weeks before, badge scans at conferences (some
-    # uploaded a few days late).
-    ev = np.repeat(np.arange(len(w.ev_day)), rng.poisson(w.ev_lambda))
-    webinar = w.ev_webinar[ev]
-    late = (rng.random(len(ev)) < 0.15) * (w.ev_days[ev] + rng.integers(0, 4, len(ev)))
-    offset = np.where(webinar, -rng.integers(0, 14, len(ev)), rng.integers(0, w.ev_days[ev]) + late)
-    ev_created = _next_business(rng, (w.ev_day[ev] + offset) * DAY)
-    keep = ev_created <= w.end_ts
-    ev, ev_created, webinar = ev[keep], ev_created[keep], webinar[keep]
-
-    created = np.concatenate([created, ev_created])
     order = np.argsort(created, kind="stable")
     leads = {
         "created": created[order],
-        "channel": np.concatenate([channel, np.full(len(ev), EVT)])[order],
-        "campaign": np.concatenate([campaign, w.ev_campaign[ev]])[order],
-        "page": np.concatenate([page, np.where(webinar, CORE_PAGES.index("/webinars"), -1)])[order],
+        "channel": channel[order],
+        "campaign": campaign[order],
+        "page": page[order],
+        "incremental": incremental[order],
     }
-    leads = {k: v[leads["created"] >= w.warm * DAY] for k, v in leads.items()}
     n, ch, created = len(leads["created"]), leads["channel"], leads["created"]
 
     # Funnel: demo requests qualify within the hour, others after some nurturing; SQL and deal follow.
@@ -783,92 +878,149 @@ def _leads(rng: np.random.Generator, w: _World) -> dict[str, np.ndarray]:
     return leads | {"mql": mql, "sql": sql, "opp": opp, "is_mql": is_mql, "is_sql": is_sql, "has_opp": has_opp}
 
 
+def _amounts(rng: np.random.Generator, w: _World, created: np.ndarray, median: np.ndarray) -> np.ndarray:
+    """Deal amounts around `median` (at `start`'s prices); list prices rise a few % a year."""
+    price = np.interp(created / DAY, w.days, w.trend) ** 0.3
+    return np.round(np.clip(rng.lognormal(np.log(median * price), DEAL_SD), 3_000, 250_000), -2)
+
+
+def _deals(
+    rng: np.random.Generator, created: np.ndarray, origin: np.ndarray, amount: np.ndarray, median: np.ndarray
+) -> dict[str, np.ndarray]:
+    """New and expansion deals through the stages (:func:`sample_pipeline.stage_process`), with
+    their stage times in office hours and the amount known at each stage."""
+    advance = P.advance_probabilities(WIN_RATE)[origin]
+    days = P.STAGE_DAYS[None, :] * (CYCLE_FACTOR[origin] * (amount / median) ** P.AMOUNT_ELASTICITY)[:, None]
+    # wins by origin and creation year, so that won deals per year and channel are steady
+    won = _quota(rng, WIN_RATE[origin], origin * 10_000 + _month_of(created // DAY) // 12)
+    enter, closed = P.stage_process(rng, created, advance, days, won)
+    # Stage changes happen in office hours, in order.
+    reached = ~np.isnan(enter)
+    office = np.where(reached, enter, 0).astype(np.int64)
+    office[:, 1:] = _next_business(rng, office[:, 1:].ravel()).reshape(len(created), -1)
+    office = np.maximum.accumulate(np.where(reached, office, 0), axis=1)
+    closed = np.maximum(_next_business(rng, closed.astype(np.int64)), office.max(axis=1))
+    mean, sd, sd2 = P.ESTIMATE_DRIFT
+    first = np.round(amount * np.exp(rng.normal(mean, sd, len(amount))), -2)
+    proposal = np.round(amount * np.exp(rng.normal(0, sd2, len(amount))), -2)
+    estimate = np.stack([first, first, proposal, amount], axis=1)
+    return {"enter": np.where(reached, office, -1), "closed": closed, "won": won, "estimate": estimate}
+
+
 def _opportunities(rng: np.random.Generator, w: _World, leads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Lead-sourced and sales-sourced deals (warm-up ones too, for revenue), sorted by creation."""
+    """New business (from leads and sales-sourced), renewals and expansions, warm-up ones too (for
+    revenue), sorted by creation; see :mod:`kpi_helpers.sample_pipeline` for the process.
+
+    Besides the columns, ``enter`` (n, 4) holds when each open stage was entered (-1: never) and
+    ``estimate`` (n, 4) the amount known from each stage on, for ``opportunity_history``.
+    """
     from_lead = np.flatnonzero(leads["has_opp"])
-    # Sales-sourced deals follow demand too, about SALES_SOURCED_SHARE of all deals.
+    # Sales-sourced deals follow demand too, about SALES_SOURCED_SHARE of all new deals.
     opp_per_lead = np.average(MQL_RATE * SQL_RATE * OPP_RATE, weights=LEAD_SHARE + EVENTS_SHARE * (np.arange(7) == EVT))
-    lam = w.lead_lambda.sum(axis=1) * opp_per_lead * SALES_SOURCED_SHARE / (1 - SALES_SOURCED_SHARE)
+    lam = w.planned_lambda.sum(axis=1) * opp_per_lead * SALES_SOURCED_SHARE / (1 - SALES_SOURCED_SHARE)
     ss_created = _next_business(rng, np.repeat(w.days, rng.poisson(lam)) * DAY)
     ss_created = ss_created[ss_created <= w.end_ts]
-
     created = np.concatenate([leads["opp"][from_lead], ss_created])
-    order = np.argsort(created, kind="stable")
-    created = created[order]
-    lead = np.concatenate([from_lead, np.full(len(ss_created), -1)])[order]
-    origin = np.concatenate([leads["channel"][from_lead], np.full(len(ss_created), SALES)])[order]
-    n = len(created)
+    lead = np.concatenate([from_lead, np.full(len(ss_created), -1)])
+    origin = np.concatenate([leads["channel"][from_lead], np.full(len(ss_created), SALES)])
+    amount = _amounts(rng, w, created, DEAL_MEDIAN[origin])
+    new = _deals(rng, created, origin, amount, DEAL_MEDIAN[origin])
+    n_new = len(created)
 
-    cycle = np.clip(rng.lognormal(np.log(72.0 * CYCLE_FACTOR[origin]), 0.5), 30, 180)
-    closed = _next_business(rng, created + _days_to_seconds(cycle))
-    # wins by origin and closing year, so that won revenue per year is steady
-    won = _quota(rng, WIN_RATE[origin], origin * 10_000 + _month_of(closed // DAY) // 12)
+    # Accounts: every won new deal starts one; so does each account from before the CRM export.
+    n_legacy = int(rng.poisson(P.LEGACY_ACCOUNTS * w.scale))
+    legacy_start = ((w.warm - 365 + rng.random(n_legacy) * 365) * DAY).astype(np.int64)
+    legacy_amount = _amounts(rng, w, np.full(n_legacy, w.warm * DAY), np.full(n_legacy, P.LEGACY_MEDIAN))
+    won_new = np.flatnonzero(new["won"])
+    acc_key = np.concatenate([won_new, n_new + np.arange(n_legacy)])
+    acc_start = np.concatenate([new["closed"][won_new], legacy_start]).astype(float)
+    acc_origin = np.concatenate([origin[won_new], np.full(n_legacy, LEGACY)])
+    a, b = P.churn_beta(acc_origin)
+    theta = rng.beta(a, b)
+    ren = P.renewals(rng, acc_start, np.concatenate([amount[won_new], legacy_amount]), theta, w.end_ts)
+    r_created = _next_business(rng, ren["created"].astype(np.int64))
+    r_closed = np.maximum(_next_business(rng, ren["closed"].astype(np.int64)), r_created + 3600)
+    n_ren = len(r_created)
+
+    exp_at, exp_acc = P.expansion_times(rng, acc_start, ren["ends"])
+    e_created = _next_business(rng, exp_at.astype(np.int64))
+    keep = e_created <= w.end_ts
+    e_created, exp_acc = e_created[keep], exp_acc[keep]
+    e_median = np.full(len(e_created), EXPANSION_MEDIAN)
+    e_amount = _amounts(rng, w, e_created, e_median)
+    exp = _deals(rng, e_created, np.full(len(e_created), EXPANSION), e_amount, e_median)
+
+    # Renewals open at the proposal stage, with their amount known.
+    r_enter = np.full((n_ren, len(P.OPEN_STAGES)), -1)
+    r_enter[:, P.OPEN_STAGES.index("proposal")] = r_created
+    r_estimate = np.repeat(ren["amount"][:, None], len(P.OPEN_STAGES), axis=1)
+    opps = {
+        "created": np.concatenate([created, r_created, e_created]),
+        "closed": np.concatenate([new["closed"], r_closed, exp["closed"]]),
+        "won": np.concatenate([new["won"], ren["won"], exp["won"]]),
+        "lead": np.concatenate([lead, np.full(n_ren + len(e_created), -1)]),
+        "type": np.repeat(np.arange(3), [n_new, n_ren, len(e_created)]),
+        "amount": np.concatenate([amount, ren["amount"], e_amount]),
+        "account_key": np.concatenate([np.arange(n_new), acc_key[ren["account"]], acc_key[exp_acc]]),
+        "enter": np.concatenate([new["enter"], r_enter, exp["enter"]]),
+        "estimate": np.concatenate([new["estimate"], r_estimate, exp["estimate"]]),
+    }
+    order = np.argsort(opps["created"], kind="stable")
+    opps = {k: v[order] for k, v in opps.items()}
+    lead = opps["lead"]
     open_, won_, lost = (STAGES.index(s) for s in ("open", "won", "lost"))
-    stage = np.select([closed > w.end_ts, won], [open_, won_], lost)
-    visible = (created >= w.start_ts) & ((lead < 0) | (leads["created"][np.maximum(lead, 0)] >= w.start_ts))
+    opps["stage"] = np.select([opps["closed"] > w.end_ts, opps["won"]], [open_, won_], lost)
+    opps["visible"] = (
+        (opps["created"] >= w.start_ts)
+        & (opps["created"] <= w.end_ts)
+        & ((lead < 0) | (leads["created"][np.maximum(lead, 0)] >= w.start_ts))
+    )
+    # Accounts are numbered by their first visible deal.
+    vis = np.flatnonzero(opps["visible"])
+    keys, first = np.unique(opps["account_key"][vis], return_index=True)
+    number = np.empty(len(keys), np.int64)
+    number[np.argsort(first, kind="stable")] = np.arange(len(keys))
+    opps["account"] = np.full(len(order), -1)
+    opps["account"][vis] = number[np.searchsorted(keys, opps["account_key"][vis])]
+    # An open deal shows the amount of the latest stage it has reached.
+    entered = (opps["enter"] >= 0) & (opps["enter"] <= w.end_ts)
+    latest = np.where(entered.any(axis=1), len(P.OPEN_STAGES) - 1 - np.argmax(entered[:, ::-1], axis=1), 0)
+    current = opps["estimate"][np.arange(len(order)), latest]
+    opps["amount"] = np.where(opps["stage"] == open_, current, opps["amount"])
+    return opps
 
-    # Accounts: some deals expand an account that won before (mostly sales-led); chains of expansions
-    # share the first deal's account, found by pointer jumping.
-    expansion = visible & (rng.random(n) < np.where(origin == SALES, EXPANSION_RATE[1], EXPANSION_RATE[0]))
-    won_vis = np.flatnonzero(visible & (stage == STAGES.index("won")))
-    won_vis = won_vis[np.argsort(closed[won_vis], kind="stable")]
-    n_before = np.searchsorted(closed[won_vis], created, side="left")  # accounts won before this deal
-    expansion &= n_before > 0
-    parent = np.arange(n)
-    pick = np.minimum((rng.random(n) * n_before).astype(np.int64), np.maximum(n_before - 1, 0))
-    parent[expansion] = won_vis[pick[expansion]]
-    while not np.array_equal(parent[parent], parent):
-        parent = parent[parent]
-    account = np.full(n, -1)
-    account[visible] = np.unique(parent[visible], return_inverse=True)[1]  # numbered by first deal
 
-    price = np.interp(created / DAY, w.days, w.trend) ** 0.3  # list prices rise a few % a year
-    median = np.where(expansion, EXPANSION_MEDIAN, DEAL_MEDIAN[origin]) * price
-    amount = np.round(np.clip(rng.lognormal(np.log(median), 0.35), 3_000, 250_000), -2)
+def _history(w: _World, opps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``opportunity_history`` of the visible deals: a row per stage entered and one at the close,
+    each up to the data's last day, sorted by deal and time."""
+    vis = np.flatnonzero(opps["visible"])
+    enter, estimate = opps["enter"][vis], opps["estimate"][vis]
+    rows, stage = np.nonzero((enter >= 0) & (enter <= w.end_ts))
+    closed = opps["closed"][vis] <= w.end_ts
+    c_rows = np.flatnonzero(closed)
+    deal = np.concatenate([rows, c_rows])
+    when = np.concatenate([enter[rows, stage], opps["closed"][vis][c_rows]])
+    label = np.concatenate([stage, len(P.OPEN_STAGES) + (~opps["won"][vis][c_rows]).astype(np.int64)])
+    amount = np.concatenate([estimate[rows, stage], opps["amount"][vis][c_rows]])
+    order = np.lexsort((label, when, deal))
     return {
-        "created": created,
-        "closed": closed,
-        "lead": lead,
-        "origin": origin,
-        "stage": stage,
-        "amount": amount,
-        "visible": visible,
-        "account": account,
+        "opp": vis[deal[order]],
+        "row": deal[order],
+        "t": when[order],
+        "stage": label[order],
+        "amount": amount[order],
     }
 
 
 def _revenue(rng: np.random.Generator, w: _World, opps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Closed months: won deals recognised over 12 months, topped up by renewals and services.
-
-    Revenue follows the growth trend (a steady history for goal setting), sized so that deals won
-    from the written leads, counted in their closing month as an analyst would, make
-    LEAD_REVENUE_SHARE of it over the full years after the first (which still misses the deals of
-    leads from before `start`). Renewals and services fill the gap to the trend, and are never less
-    than a tenth of it, so a month of big wins lifts revenue above the trend.
-    """
+    """Closed months: every won deal (new, renewal, expansion; warm-up ones too) recognised over the
+    12 months from its close month, plus services (see :mod:`kpi_helpers.sample_pipeline`)."""
     months = w.months[: np.searchsorted(w.months, _month_of(w.end + 1))]  # complete months only
-    nm = len(months)
     won = opps["stage"] == STAGES.index("won")
-    m = _month_of(opps["closed"][won] // DAY) - months[0]
-    amount = opps["amount"][won]
-    spread = (m[:, None] + np.arange(12)).ravel()
-    inside = (spread >= 0) & (spread < nm)
-    recognised = np.bincount(spread[inside], weights=np.repeat(amount / 12, 12)[inside], minlength=nm)
-    from_leads = ((opps["lead"] >= 0) & opps["visible"])[won] & (m >= 0) & (m < nm)
-    lead_won = np.bincount(m[from_leads], weights=amount[from_leads], minlength=nm)
-
-    trend = np.interp(_month_start(months) + 15, w.days, w.trend) * _noise(rng, nm, 0.02)
-    year = months // 12 - months[0] // 12
-    cal = (year > 0) & (np.bincount(year)[year] == 12)
-    cal = cal if cal.any() else np.ones(nm, bool)
-    target = trend * lead_won[cal].sum() / LEAD_REVENUE_SHARE / trend[cal].sum()
-    # A year with more (fewer) wins from leads than the trend implies has more (less) revenue: half
-    # the gap in log terms, eased from one mid-year to the next so that no January jumps.
-    years = np.unique(year[cal])
-    implied = np.array([lead_won[year == y].sum() / LEAD_REVENUE_SHARE / target[year == y].sum() for y in years])
-    mid = np.array([np.flatnonzero(year == y).mean() for y in years])
-    target *= np.exp(np.interp(np.arange(nm), mid, 0.5 * np.log(np.maximum(implied, 0.1))))
-    return {"month": _month_start(months), "revenue": np.round(np.maximum(target, recognised + 0.1 * target), 2)}
+    closed_month = _month_of(opps["closed"][won] // DAY)
+    subscription = P.recognised(months, closed_month, opps["amount"][won])
+    services = P.SERVICES_SHARE * subscription * _noise(rng, len(months), P.SERVICES_SD)
+    return {"month": _month_start(months), "revenue": np.round(subscription + services, 2)}
 
 
 def _touchpoints(
@@ -1082,37 +1234,56 @@ def _content(
     return {k: v[order] for k, v in out.items()} | {"asset": names.take(order)}
 
 
+#: how ad platforms spread a week's budget over its days (Monday first)
+WEEKDAY_ADS = np.array([1.08, 1.10, 1.10, 1.06, 1.0, 0.82, 0.84])
+
+
 def _spend(rng: np.random.Generator, w: _World) -> dict[str, np.ndarray]:
-    """Cost per channel, campaign and cost type: search and social ads by day (as ad platforms report
-    it), the rest by month (as finance books it, dated the first; the last month to date)."""
+    """Cost per channel, campaign and cost type.
+
+    Activity cost (media and production) is :mod:`kpi_helpers.sample_media`'s weekly plan: search and
+    social ads by day (as ad platforms report it; a week's days add up to the week's plan), the
+    other channels by week (dated the Monday, or `start` for the first week; the last week to date);
+    events in their week, one row per event. Fixed costs (software, labour, overhead, the sales team)
+    by month, as finance books them (dated the first; the last month to date).
+    """
     nm = len(w.months)
     first = _month_start(w.months)
     month = w.month[w.visible] - w.months[0]
     prorate = np.bincount(month, minlength=nm) / np.diff(_month_start(np.append(w.months, w.months[-1] + 1)))
     parts: list[tuple[np.ndarray, int, int, str, np.ndarray]] = []  # days, channel, campaign, type, cost
 
-    # Campaigns paid per lead cost what their expected leads cost (budgets follow plans, not results).
-    lam = w.lead_lambda[w.visible]
-    weights = w.campaign_weights.reshape(len(CHANNELS), w.n_months, -1)[:, w.months - w.m0]
-    share = weights / np.maximum(weights.sum(axis=2, keepdims=True), 1e-12)
-    for k, (ch, _, _, _, _, cpl, cost_type) in enumerate(CAMPAIGNS):
-        if not cpl:
+    days = w.days[w.visible]
+    week = (days - w.monday0) // 7
+    weeks = np.unique(week)
+    mondays = w.mondays[weeks]
+    in_data = np.bincount(week - weeks[0], minlength=len(weeks)) / 7  # share of each week inside the data
+    weights = w.campaign_weights.reshape(len(CHANNELS), w.n_months, -1)
+    # a week's share per day for the ad platforms: the weekday rhythm with noise, adding up to 1 a week
+    # (a week cut by the data's end keeps its days' share of the week)
+    rhythm = WEEKDAY_ADS[_weekday(w.days)]
+    daily = rhythm * _noise(rng, len(w.days), 0.12)
+    all_week = (w.days - w.monday0) // 7
+    daily *= (np.bincount(all_week, weights=rhythm) / np.bincount(all_week, weights=daily))[all_week]
+    daily = (daily / WEEKDAY_ADS.sum())[w.visible]
+    for c, name in enumerate(M.MEDIA_CHANNELS):
+        ch = CHANNELS.index(name)
+        if ch == EVT:
             continue
-        if ch in (PSE, PSO):  # ad platforms bill by day; listings, rewards and the like by month
-            cost = lam[:, ch] * share[ch, month, k] * cpl * _noise(rng, nm, 0.1)[month]
-            parts.append((w.days[w.visible], ch, k, cost_type, cost * _noise(rng, len(month), 0.15)))
+        paid = [k for k, camp in enumerate(CAMPAIGNS) if camp[0] == ch and camp[5]]
+        if ch in (PSE, PSO):
+            at, cost, m = days, w.media_spend[week, c] * daily, _month_of(days) - w.m0
         else:
-            cost = np.bincount(month, weights=lam[:, ch], minlength=nm) * share[ch, :, k] * cpl
-            parts.append((first, ch, k, cost_type, cost * _noise(rng, nm, 0.1)))
-    # Events: conferences are paid 40 % two months ahead; webinars are cheap.
+            at = np.maximum(mondays, w.start)
+            cost, m = w.media_spend[weeks, c] * in_data, _month_of(mondays) - w.m0
+        share = weights[ch][m][:, paid]
+        share = share / np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
+        for j, k in enumerate(paid):
+            parts.append((at, ch, k, CAMPAIGNS[k][5], cost * share[:, j]))
     for e in np.flatnonzero(w.ev_day >= w.start):
-        m = int(_month_of(w.ev_day[e]) - w.months[0])
-        kind = "webinar" if w.ev_webinar[e] else "conference"
-        cost = w.ev_lambda[e] * EVENT_COST_PER_LEAD[kind] * _noise(rng, 1, 0.15)
-        deposit = 0.4 if kind == "conference" and m >= 2 else 0.0
-        if deposit:
-            parts.append((first[m - 2 : m - 1], EVT, int(w.ev_campaign[e]), "production", deposit * cost))
-        parts.append((first[m : m + 1], EVT, int(w.ev_campaign[e]), "production", (1 - deposit) * cost))
+        kind = "production" if w.ev_webinar[e] else "media"
+        monday = max(int(w.monday0 + 7 * ((w.ev_day[e] - w.monday0) // 7)), w.start)
+        parts.append((np.array([monday]), EVT, int(w.ev_campaign[e]), kind, w.ev_cost[e : e + 1]))
     # Running costs: teams, tools, content, overhead and the sales team.
     names = w.campaign_names.to_pylist()
     years = np.arange(nm) / 12
@@ -1173,17 +1344,53 @@ def _ids(prefix: str, n: int, width: int) -> pa.Array:
 def _table(name: str, columns: Mapping[str, pa.Array], fmt: str) -> pa.Table:
     """Columns in contract order, typed for the format: CSV gets money with 2 decimals and whole
     seconds; parquet gets float64 and microsecond timestamps (what duckdb and pandas use)."""
-    arrays = []
+    arrays, names = [], []
     for col in CONTRACT[name].columns:
+        if col.optional and col.name not in columns:
+            continue  # an optional column the sample does not have (e.g. `currency`: one currency)
         a = columns[col.name]
         if col.kind == "amount":
             a = pc.cast(a, pa.decimal128(18, 2)) if fmt == "csv" else pc.cast(a, pa.float64())
         elif col.kind == "seconds":
             a = pc.cast(a, pa.int64() if fmt == "csv" else pa.float64())
+        elif col.kind == "number":
+            a = pc.cast(a, pa.decimal128(18, 4)) if fmt == "csv" else pc.cast(a, pa.float64())
         elif col.kind == "timestamp" and fmt == "parquet":
             a = pc.cast(a, pa.timestamp("us"))
         arrays.append(a)
-    return pa.table(arrays, names=CONTRACT[name].column_names)
+        names.append(col.name)
+    return pa.table(arrays, names=names)
+
+
+#: the files the generator wrote into a folder, with their SHA-256: only those may be replaced
+MANIFEST = ".kpi-sample.json"
+
+
+def _refuse_foreign_files(out: Path, targets: Sequence[Path]) -> None:
+    """Refuse (exit 2) to replace a file the generator did not write, or one changed since."""
+    if out.exists() and not out.is_dir():
+        raise KpiError(f"`{out}` is a file; `kpi sample --out` needs a folder")
+    try:
+        written = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        written = {}
+    written = written if isinstance(written, dict) else {}
+    foreign = [p.name for p in targets if p.exists() and written.get(p.name) != sha256_of(p)]
+    if foreign:
+        raise KpiError(
+            f"`{out}` already holds {', '.join(f'`{n}`' for n in foreign)}, which `kpi sample` did not write (or "
+            "which changed since): the generator never replaces your files. Choose another `--out`, or move them"
+        )
+
+
+def _write_manifest(out: Path, targets: Sequence[Path]) -> None:
+    try:
+        written = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        written = {}
+    written = written if isinstance(written, dict) else {}
+    written.update({p.name: sha256_of(p) for p in targets})
+    write_json(out / MANIFEST, written, indent=1, sort_keys=True)
 
 
 def _write(table: pa.Table, path: Path, fmt: str) -> None:
@@ -1196,6 +1403,102 @@ def _write(table: pa.Table, path: Path, fmt: str) -> None:
         pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
 
+#: the planted truth the generator writes beside the tables (see :func:`_truth`)
+TRUTH = "truth.json"
+#: `opportunity_history.stage` labels: the open stages, then won and lost
+HISTORY_STAGES = (*P.OPEN_STAGES, "won", "lost")
+#: deal origins named in truth.json: the channels, sales-sourced deals, expansions
+ORIGINS = (*CHANNELS, SALES_SOURCED, "expansion")
+
+
+def _sig(x: float) -> float | None:
+    """8 significant digits: the same bytes on every platform; None (JSON null) where undefined
+    (a data set too short for a complete week has no window)."""
+    return float(f"{float(x):.8g}") if np.isfinite(x) else None
+
+
+def _sigs(d: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: _sig(v) for k, v in d.items()}
+
+
+def _truth(w: _World, leads: dict[str, np.ndarray], spend: dict[str, np.ndarray], *, seed: int) -> dict:
+    """The generating process's truth for ``truth.json``: the marketing-mix truth over the fitted
+    window (:mod:`kpi_helpers.sample_media`), the lift tests' true lifts, the pipeline's and the
+    customers' parameters (:mod:`kpi_helpers.sample_pipeline`)."""
+    window = w.window
+    first, last = int(w.mondays[window.start]), int(w.mondays[window.stop - 1] + 6)
+    media = [CHANNELS.index(c) for c in M.MEDIA_CHANNELS]
+    inside = (spend["day"] >= first) & (spend["day"] <= last)
+    activity = np.isin(spend["cost_type"], [COST_TYPES.index(t) for t in ACTIVITY_COST_TYPES])
+    cost = np.bincount(spend["channel"][inside & activity], weights=spend["amount"][inside & activity], minlength=8)
+    days = (w.days >= first) & (w.days <= last)
+    expected = float(w.lead_lambda[days].sum() + w.inc_lambda[days].sum())
+    price = float(np.mean(np.interp(w.days[days], w.days, w.trend) ** 0.3)) if days.any() else np.nan
+    ch = np.array(media)
+    lead_to_won = MQL_RATE[ch] * SQL_RATE[ch] * OPP_RATE[ch] * WIN_RATE[ch]
+    deal = DEAL_MEDIAN[ch] * price * np.exp(DEAL_SD**2 / 2)
+    t = M.truth(w.media_spend, window, w.media_lam, w.media_beta, expected, cost[ch], lead_to_won, deal)
+    day = leads["created"] // DAY
+    drawn = np.bincount(leads["channel"][leads["incremental"] & (day >= first) & (day <= last)], minlength=7)
+    iso = lambda d: str(np.datetime64(int(d), "D"))  # noqa: E731
+    a, b = P.churn_beta(np.arange(len(P.CHURN_MEAN)))
+    advance = P.advance_probabilities(WIN_RATE)
+    return {
+        "target": "leads",
+        "seed": seed,
+        "scale": w.scale,
+        "window": {"start": iso(first), "end": iso(last), "weeks": window.stop - window.start},
+        "activity_cost_types": list(ACTIVITY_COST_TYPES),
+        **{k: _sigs(v) for k, v in t.items() if k in ("incremental_per_cost", "incremental_roi", "contribution_share")},
+        **{
+            k: _sigs(v)
+            for k, v in t.items()
+            if k not in ("incremental_per_cost", "incremental_roi", "contribution_share")
+        },
+        "incremental_leads_drawn": {c: int(drawn[CHANNELS.index(c)]) for c in M.MEDIA_CHANNELS},
+        "leads_expected": _sig(expected),
+        "adstock": {
+            "type": "geometric",
+            "l_max": M.L_MAX,
+            "normalize": True,
+            "alpha": _sigs(dict(zip(M.MEDIA_CHANNELS, M.ADSTOCK_ALPHA, strict=True))),
+        },
+        "saturation": {
+            "type": "logistic",
+            "formula": "beta * (1 - exp(-lam * x)) / (1 + exp(-lam * x)), x: adstocked weekly activity cost",
+            "lam": _sigs(dict(zip(M.MEDIA_CHANNELS, w.media_lam, strict=True))),
+            "beta": _sigs(dict(zip(M.MEDIA_CHANNELS, w.media_beta, strict=True))),
+        },
+        "experiments": [
+            {
+                "channel": r["channel"],
+                "start": iso(w.mondays[r["first_week"]]),
+                "true_delta_y": _sig(r["true_delta_y"]),
+                "delta_y": _sig(r["delta_y"]),
+                "sigma": _sig(r["sigma"]),
+            }
+            for r in w.experiments
+        ],
+        "pipeline": {
+            "open_stages": list(P.OPEN_STAGES),
+            "stage_days": P.STAGE_DAYS.tolist(),
+            "stage_shape": P.STAGE_SHAPE,
+            "amount_elasticity": P.AMOUNT_ELASTICITY,
+            "win_rate": _sigs(dict(zip(ORIGINS, WIN_RATE, strict=True))),
+            "cycle_factor": _sigs(dict(zip(ORIGINS, CYCLE_FACTOR, strict=True))),
+            "stage_advance": {o: [_sig(p) for p in row] for o, row in zip(ORIGINS, advance, strict=True)},
+        },
+        "customers": {
+            "churn_beta": {
+                o: [_sig(x), _sig(y)] for o, x, y in zip([*CHANNELS, SALES_SOURCED, "(legacy)"], a, b, strict=True)
+            },
+            "expansion_shape": P.EXPANSION_SHAPE,
+            "expansion_per_year": P.EXPANSION_PER_YEAR,
+            "renewal_uplift": list(P.RENEWAL_UPLIFT),
+        },
+    }
+
+
 def generate(
     out: str | Path,
     *,
@@ -1205,12 +1508,14 @@ def generate(
     start: str = "2021-01-01",
     end: str = "2026-10-20",
 ) -> dict[str, int]:
-    """Write one file per contract table into `out` (`<table>.csv` or `<table>.parquet`); return row counts.
+    """Write one file per contract table into `out` (`<table>.csv` or `<table>.parquet`) and the
+    planted truth (``truth.json``); return row counts.
 
     Parameters
     ----------
     out : str or Path
-        Directory to write into; created if missing; files of the same name are replaced.
+        Directory to write into; created if missing; files the generator wrote before (listed in its
+        manifest ``.kpi-sample.json`` with their checksum) are replaced, any other file is refused.
     seed : int
         Random seed: the same arguments give byte-identical files.
     scale : float
@@ -1231,7 +1536,7 @@ def generate(
     Examples
     --------
     >>> counts = generate(tmp_path, scale=0.05)  # doctest: +SKIP
-    >>> sorted(counts) == sorted(CONTRACT)  # doctest: +SKIP
+    >>> sorted(counts) == sorted(SAMPLE_TABLES)  # doctest: +SKIP
     True
     """
     if fmt not in ("csv", "parquet"):
@@ -1239,13 +1544,15 @@ def generate(
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not (0 < scale < float("inf")):
         raise ValueError(f"`scale` must be a number > 0, got {scale!r}")
     rng = dict(zip(STREAMS, np.random.default_rng(seed).spawn(len(STREAMS)), strict=True))
-    w = _World(rng["world"], float(scale), start, end)
+    w = _World(rng["world"], rng["media"], float(scale), start, end)
     leads = _leads(rng["leads"], w)
     opps = _opportunities(rng["opportunities"], w, leads)
+    spend = _spend(rng["spend"], w)
     written = leads["created"] >= w.start_ts
     lead_ids = _ids("L", int(written.sum()), 6)
     lead_row = np.cumsum(written) - 1
     channels = pa.array([*CHANNELS, UNALLOCATED], type=pa.string())
+    opp_ids = _ids("O", int(opps["visible"].sum()), 6)
     web, goals, blog = _web(rng["web"], w)
 
     def columns(name: str) -> dict[str, pa.Array]:
@@ -1289,22 +1596,41 @@ def generate(
             o = {k: v[opps["visible"]] for k, v in opps.items()}
             lead = pa.array(lead_row[np.maximum(o["lead"], 0)], mask=o["lead"] < 0)
             return {
-                "opportunity_id": _ids("O", len(o["created"]), 6),
+                "opportunity_id": opp_ids,
                 "lead_id": lead_ids.take(lead),
                 "account_id": _ids("A", int(o["account"].max(initial=-1)) + 1, 5).take(o["account"]),
                 "created_at": _ts(o["created"]),
                 "closed_at": _ts(o["closed"], o["stage"] != STAGES.index("open")),
                 "stage": _labels(STAGES, o["stage"]),
                 "amount": pa.array(o["amount"]),
+                "type": _labels(OPPORTUNITY_TYPES, o["type"]),
+            }
+        if name == "opportunity_history":
+            h = _history(w, opps)
+            return {
+                "opportunity_id": opp_ids.take(pa.array(h["row"])),
+                "changed_at": _ts(h["t"]),
+                "stage": _labels(HISTORY_STAGES, h["stage"]),
+                "amount": pa.array(h["amount"]),
+            }
+        if name == "experiments":
+            e = w.experiments
+            return {
+                "channel": pa.array([r["channel"] for r in e], type=pa.string()),
+                "start": _date(np.array([w.mondays[r["first_week"]] for r in e])),
+                "end": _date(np.array([w.mondays[r["first_week"]] + 7 * r["weeks"] - 1 for r in e])),
+                "x": pa.array([round(r["x"], 2) for r in e]),
+                "delta_x": pa.array([round(r["delta_x"], 2) for r in e]),
+                "delta_y": pa.array([round(r["delta_y"], 4) for r in e]),
+                "sigma": pa.array([round(r["sigma"], 4) for r in e]),
             }
         if name == "spend":
-            s = _spend(rng["spend"], w)
             return {
-                "date": _date(s["day"]),
-                "channel": channels.take(s["channel"]),
-                "campaign": w.campaign_names.take(s["campaign"]),
-                "cost_type": _labels(COST_TYPES, s["cost_type"]),
-                "amount": pa.array(s["amount"]),
+                "date": _date(spend["day"]),
+                "channel": channels.take(spend["channel"]),
+                "campaign": w.campaign_names.take(spend["campaign"]),
+                "cost_type": _labels(COST_TYPES, spend["cost_type"]),
+                "amount": pa.array(spend["amount"]),
             }
         if name == "touchpoints":
             t = _touchpoints(rng["touchpoints"], w, leads, written, opps)
@@ -1326,10 +1652,15 @@ def generate(
         }
 
     out = Path(out)
+    targets = [out / f"{name}.{fmt}" for name in SAMPLE_TABLES]
+    _refuse_foreign_files(out, [*targets, out / TRUTH])  # before any work: never overwrite a file it did not write
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
-    for name in CONTRACT:
+    for name, path in zip(SAMPLE_TABLES, targets, strict=True):
         table = _table(name, columns(name), fmt)
-        _write(table, out / f"{name}.{fmt}", fmt)
+        _write(table, path, fmt)
         counts[name] = table.num_rows
+    doc = _truth(w, leads, spend, seed=seed)
+    (out / TRUTH).write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    _write_manifest(out, [*targets, out / TRUTH])
     return counts

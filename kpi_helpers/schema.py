@@ -6,14 +6,28 @@ it for people, and :mod:`kpi_helpers.source` enforces it on every load. Column k
 - ``string``: text; ``date``: ISO date ``YYYY-MM-DD``; ``timestamp``: ISO date-time (a bare date
   means midnight);
 - ``count``: a whole number >= 0; ``amount``: a number >= 0 in the source's single currency;
-  ``seconds``: a duration in seconds >= 0.
+  ``seconds``: a duration in seconds >= 0; ``number``: a number of either sign (a change, such as
+  an experiment's change in spend or its measured lift). Numbers above :data:`MAX_VALUE` (in size)
+  are refused as broken exports (a marketing count or amount that large is a unit or parse error).
+
+Every table is optional: a folder holding only a web-analytics export, only a CRM export or only
+spend is a valid source, and each KPI says which tables it needs (:mod:`kpi_helpers.registry`).
+What a table covers (:mod:`kpi_helpers.coverage`) depends on its ``coverage`` kind:
+
+- ``daily``: a row for every day (a site has sessions every day), so a day without rows is a gap;
+- ``event``: one row per event (a lead, a deal, a touch), so a day without rows is a real zero and
+  the table covers from its first row to its declared end or the data's end;
+- ``monthly``: amounts booked by month (or day), covered month by month;
+- ``declared``: an aggregate over a period the export declares (a conversion-path export).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("string", "date", "timestamp", "count", "amount", "seconds")
+KINDS = ("string", "date", "timestamp", "count", "amount", "seconds", "number")
+#: kinds that hold numbers; all but ``number`` are >= 0
+NUMBER_KINDS = ("count", "amount", "seconds", "number")
 
 #: ibis type each kind is cast to once validated.
 IBIS_TYPES = {
@@ -23,11 +37,24 @@ IBIS_TYPES = {
     "count": "int64",
     "amount": "float64",
     "seconds": "float64",
+    "number": "float64",
 }
 
 GOALS = ("inquiry", "purchase", "click_to_call", "newsletter", "contact_form")
 STAGES = ("open", "won", "lost")
 COST_TYPES = ("media", "software", "production", "labor", "overhead", "sales")
+#: cost types that are marketing cost (everything but sales): the one place this rule lives
+MARKETING_COST_TYPES = tuple(t for t in COST_TYPES if t != "sales")
+#: cost types that vary with activity (media bought, events, content and e-mails produced): what a
+#: marketing mix model relates to leads; software, labour, overhead and sales cost are fixed cost
+ACTIVITY_COST_TYPES = ("media", "production")
+#: `opportunities.type`: new business, or more business from an existing customer; empty means new
+OPPORTUNITY_TYPES = ("new", "renewal", "expansion")
+#: `opportunity_history.stage` values that close a deal; any other value is an open pipeline stage
+CLOSED_STAGES = ("won", "lost")
+#: largest count, amount or duration a row may hold (see the module docstring)
+MAX_VALUE = 1e12
+COVERAGE_KINDS = ("daily", "event", "monthly", "declared")
 UNALLOCATED = "(unallocated)"
 #: channel label for opportunities without a lead (sales-sourced); not a marketing channel.
 SALES_SOURCED = "(sales-sourced)"
@@ -51,8 +78,12 @@ class Table:
     name: str
     description: str
     columns: tuple[Column, ...]
-    #: a source without this table is refused; optional tables are treated as empty
-    required: bool = True
+    #: how the table covers time (see the module docstring) and the date column it is read by
+    coverage: str = "event"
+    date_column: str | None = None
+    #: the table's grain: rows that share these columns are one fact and are summed (see
+    #: :mod:`kpi_helpers.source` on duplicates); empty for tables with a unique id
+    grain: tuple[str, ...] = ()
     #: extra row rules: (SQL-free) descriptions are implemented in source.py
     rules: tuple[str, ...] = field(default_factory=tuple)
 
@@ -78,6 +109,8 @@ CONTRACT: dict[str, Table] = {
                 _c("month", "date", "First day of the month", unique=True),
                 _c("revenue", "amount", "Revenue recognised in the month"),
             ),
+            coverage="monthly",
+            date_column="month",
             rules=("`month` is the first day of a month",),
         ),
         Table(
@@ -92,11 +125,20 @@ CONTRACT: dict[str, Table] = {
                 _c("landing_page", "string", "Landing page path", nullable=True, optional=True),
                 _c("sessions", "count", "Sessions (visits)"),
                 _c("users", "count", "Users"),
-                _c("new_users", "count", "First-time users (<= users)"),
+                _c(
+                    "new_users",
+                    "count",
+                    "First-time users (<= users); GA4's traffic-acquisition report shows it once the metric is added",
+                    nullable=True,
+                    optional=True,
+                ),
                 _c("pageviews", "count", "Page views", nullable=True, optional=True),
                 _c("engaged_sessions", "count", "Engaged (non-bounced) sessions (<= sessions)"),
                 _c("session_duration_s", "seconds", "Total duration of the sessions, seconds"),
             ),
+            coverage="daily",
+            date_column="date",
+            grain=("date", "channel", "source", "medium", "device", "landing_page"),
             rules=("`engaged_sessions` <= `sessions`", "`new_users` <= `users`"),
         ),
         Table(
@@ -110,7 +152,8 @@ CONTRACT: dict[str, Table] = {
                 _c("goal", "string", "inquiry, purchase, click_to_call, newsletter, contact_form or your own"),
                 _c("completions", "count", "Goal completions"),
             ),
-            required=False,
+            date_column="date",
+            grain=("date", "channel", "landing_page", "goal"),
         ),
         Table(
             "leads",
@@ -123,6 +166,11 @@ CONTRACT: dict[str, Table] = {
                 _c("landing_page", "string", "Landing page of the conversion", nullable=True, optional=True),
                 _c("mql_at", "timestamp", "When it became a marketing-qualified lead; empty if never", nullable=True),
                 _c("sql_at", "timestamp", "When it became a sales-qualified lead; empty if never", nullable=True),
+            ),
+            date_column="created_at",
+            rules=(
+                "`mql_at` >= `created_at` and `sql_at` >= `mql_at` (rows out of order are counted in a warning "
+                "and left out of stage timing)",
             ),
         ),
         Table(
@@ -141,11 +189,45 @@ CONTRACT: dict[str, Table] = {
                 _c("closed_at", "timestamp", "When it was won or lost; empty while open", nullable=True),
                 _c("stage", "string", "open, won or lost", accepted=STAGES),
                 _c("amount", "amount", "Deal amount (expected amount while open)"),
+                _c(
+                    "currency",
+                    "string",
+                    "Currency code of the amount; must be the source's currency (`goals.yml`) when given",
+                    nullable=True,
+                    optional=True,
+                ),
+                _c(
+                    "type",
+                    "string",
+                    "new, renewal or expansion; empty means new. New customers, CAC, the funnel and attribution "
+                    "count new business only; bookings and revenue count every type",
+                    nullable=True,
+                    optional=True,
+                    accepted=OPPORTUNITY_TYPES,
+                ),
             ),
+            date_column="created_at",
             rules=(
                 "`closed_at` >= `created_at`",
                 "`closed_at` is set when `stage` is won or lost",
                 "`lead_id` exists in leads",
+            ),
+        ),
+        Table(
+            "opportunity_history",
+            "Stage changes of opportunities (a CRM's opportunity field history): one row each time a deal "
+            "moved to a stage, from its creation to its close. `won` and `lost` close a deal; any other stage "
+            "(qualification, proposal, ...) is open.",
+            (
+                _c("opportunity_id", "string", "Opportunity (must exist in opportunities)"),
+                _c("changed_at", "timestamp", "When the deal moved to the stage"),
+                _c("stage", "string", "The stage it moved to: won, lost or an open pipeline stage"),
+                _c("amount", "amount", "The deal's amount from then on", nullable=True, optional=True),
+            ),
+            date_column="changed_at",
+            rules=(
+                "`opportunity_id` exists in opportunities",
+                "`changed_at` >= the opportunity's `created_at`",
             ),
         ),
         Table(
@@ -157,7 +239,17 @@ CONTRACT: dict[str, Table] = {
                 _c("campaign", "string", "Campaign", nullable=True, optional=True),
                 _c("cost_type", "string", "media, software, production, labor, overhead or sales", accepted=COST_TYPES),
                 _c("amount", "amount", "Cost"),
+                _c(
+                    "currency",
+                    "string",
+                    "Currency code of the cost (ad platforms export one); must be the source's currency when given",
+                    nullable=True,
+                    optional=True,
+                ),
             ),
+            coverage="monthly",
+            date_column="date",
+            grain=("date", "channel", "campaign", "cost_type"),
         ),
         Table(
             "touchpoints",
@@ -168,7 +260,7 @@ CONTRACT: dict[str, Table] = {
                 _c("channel", "string", "Channel of the touch"),
                 _c("campaign", "string", "Campaign of the touch", nullable=True, optional=True),
             ),
-            required=False,
+            date_column="touched_at",
             rules=("`lead_id` exists in leads",),
         ),
         Table(
@@ -183,27 +275,67 @@ CONTRACT: dict[str, Table] = {
                 _c("email_opens", "count", "E-mails opened (<= sends)", nullable=True),
                 _c("attendees", "count", "Event or webinar attendees", nullable=True),
             ),
-            required=False,
+            coverage="monthly",
+            date_column="date",
+            grain=("date", "asset", "asset_type"),
+        ),
+        Table(
+            "experiments",
+            "Lift tests (geo or holdout experiments): the spend of one channel changed for a while and the "
+            "measured change in the target (leads a week, unless the model says otherwise). What a marketing mix "
+            "model's lift-test calibration takes as `x`, `delta_x`, `delta_y` and `sigma`.",
+            (
+                _c("channel", "string", "Channel whose spend changed"),
+                _c("start", "date", "First day of the test"),
+                _c("end", "date", "Last day of the test"),
+                _c("x", "amount", "Weekly activity cost of the channel before the test"),
+                _c("delta_x", "number", "Change in weekly activity cost during the test (negative: a cut)"),
+                _c("delta_y", "number", "Measured change in the target a week (leads a week)"),
+                _c("sigma", "number", "Standard error of `delta_y`, > 0"),
+            ),
+            date_column="start",
+            rules=("`end` >= `start`", "`sigma` > 0", "`x` + `delta_x` >= 0"),
+        ),
+        Table(
+            "paths",
+            "Conversion paths aggregated over a period, the form web analytics tools export (GA's "
+            "conversion paths): one row per path. The period comes from `period_start`/`period_end` or is "
+            "declared by the mapping or the export's banner; without one the table covers nothing.",
+            (
+                _c("path", "string", "Channels in order, joined by ` > `", unique=True),
+                _c("conversions", "count", "Journeys of this path that converted"),
+                _c("value", "amount", "Conversion value of those journeys", nullable=True, optional=True),
+                _c(
+                    "nulls",
+                    "count",
+                    "Journeys of this path that did not convert (Markov needs them)",
+                    nullable=True,
+                    optional=True,
+                ),
+                _c("period_start", "date", "First day the export covers", nullable=True, optional=True),
+                _c("period_end", "date", "Last day the export covers", nullable=True, optional=True),
+            ),
+            coverage="declared",
         ),
     )
 }
+
+#: tables whose dates say how far the data reaches (`data_end`) and which quarter is `latest`
+ACTIVITY_TABLES = ("web_sessions", "leads")
 
 #: references checked on load: (table, column) -> (table, column)
 REFERENCES = {
     ("opportunities", "lead_id"): ("leads", "lead_id"),
     ("touchpoints", "lead_id"): ("leads", "lead_id"),
+    ("opportunity_history", "opportunity_id"): ("opportunities", "opportunity_id"),
 }
-
-#: (table, date column) pairs whose maxima define how far the data reaches (`data_end`)
-#: Daily-grain tables only: spend and revenue are often monthly and dated the 1st.
-COVERAGE = (("web_sessions", "date"), ("leads", "created_at"))
 
 
 def contract_markdown() -> str:
     """The contract's tables as Markdown (docs/data-contract.md embeds this; a test keeps them equal)."""
     out = []
     for t in CONTRACT.values():
-        out.append(f"### `{t.name}`{'' if t.required else ' (optional)'}\n")
+        out.append(f"### `{t.name}`\n")
         out.append(f"{t.description}\n")
         out.append("| column | kind | empty allowed | rule | meaning |")
         out.append("| --- | --- | --- | --- | --- |")
@@ -213,7 +345,7 @@ def contract_markdown() -> str:
                 rule.append("unique")
             if c.accepted:
                 rule.append("one of " + ", ".join(f"`{v}`" for v in c.accepted))
-            if c.kind in ("count", "amount", "seconds"):
+            if c.kind in ("count", "amount", "seconds"):  # a `number` may be negative
                 rule.append(">= 0")
             if c.optional:
                 rule.append("column may be absent")

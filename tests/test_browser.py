@@ -147,7 +147,7 @@ def audits(browser: Any, tiny_report: TinyReport) -> dict[str, PageAudit]:
 
 @pytest.mark.slow
 def test_every_page_is_clean_offline(audits: dict[str, PageAudit]) -> None:
-    assert set(audits) == {"00-summary.html", "01-widgets.html", "index.html", "top"}
+    assert set(audits) == {"00-summary.html", "01-widgets.html", "brief.html", "index.html", "report.html", "top"}
     assert [problem for audit in audits.values() for problem in audit.problems] == []
 
 
@@ -183,6 +183,26 @@ def test_print_layout_hides_navigation(browser: Any, tiny_report: TinyReport) ->
         assert page.locator(".kpi-header nav").is_visible()
         page.emulate_media(media="print")
         assert not page.locator(".kpi-header nav").is_visible()
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_links_between_notebooks_open_the_pages(browser: Any, tiny_report: TinyReport) -> None:
+    """The notebooks link to `01-widgets.ipynb` (so the link works in JupyterLab) and to the page:
+    on the rendered report both open the page."""
+    page = browser.new_page()
+    try:
+        summary = (tiny_report.folder / "00-summary.html").as_uri()
+        page.goto(summary)
+        count = page.locator(".jp-RenderedMarkdown a:not(.anchor-link)").count()
+        assert count == 2
+        for i in range(count):
+            page.goto(summary)
+            page.locator(".jp-RenderedMarkdown a:not(.anchor-link)").nth(i).click()
+            page.wait_for_load_state()
+            assert page.url.split("#")[0].endswith("/01-widgets.html")
+            assert "target=0.75" in page.inner_text("body")
     finally:
         page.close()
 

@@ -315,19 +315,26 @@ def test_revenue_goal_quarter_shares() -> None:
     assert goal.quarterly.sum() == goal.target_revenue
 
 
+def test_revenue_goal_from_fewer_years_than_the_lookback() -> None:
+    # One complete year: no growth history, the target is last year x (1 + uplift) = 1,000 x 1.05.
+    one = goals.revenue_goal(pd.Series({2019: 1_000.0}), fiscal_year=2020, uplift=0.05)
+    assert one.target_revenue == pytest.approx(1_050.0)
+    assert one.average_growth == 0.0 and "only FY2019 is complete" in one.note
+    # Two complete years, lookback 3: one growth rate (1,200 / 1,000 - 1 = 20%) + 5 points = 25%.
+    two = goals.revenue_goal(pd.Series({2018: 1_000.0, 2019: 1_200.0}), fiscal_year=2020, uplift=0.05)
+    assert two.average_growth == pytest.approx(0.20)
+    assert two.target_revenue == pytest.approx(1_200.0 * 1.25)
+    assert "uses 1 year of growth, fewer than the 3 asked for" in two.note
+
+
 @pytest.mark.parametrize(
     ("revenue", "fiscal_year", "match"),
     [
-        (
-            HISTORY,
-            2020,
-            r"fiscal year 2020: 1 completed fiscal year\(s\) before it \(\[2019\]\); need at least 2",
-        ),
-        (HISTORY, 2019, r"fiscal year 2019: 0 completed fiscal year\(s\)"),
-        (pd.Series({2020: 1.0, 2021: 2.0}), 2025, r"no revenue for fiscal year 2024"),
+        (HISTORY, 2019, r"fiscal year 2019: no completed fiscal year of revenue before it"),
+        (pd.Series({2020: 1.0, 2021: 2.0}), 2025, r"fiscal year 2024 is not complete in the revenue history"),
         (pd.Series({2021: 0.0, 2022: 0.0}), 2023, r"no year-over-year growth computable from \[2021, 2022\]"),
     ],
-    ids=["one-year", "no-year", "previous-year-missing", "all-zero-revenue"],
+    ids=["no-year", "previous-year-missing", "all-zero-revenue"],
 )
 def test_revenue_goal_errors(revenue, fiscal_year, match) -> None:
     with pytest.raises(GoalError, match=match) as info:

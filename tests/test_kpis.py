@@ -295,27 +295,6 @@ def test_ratio_label_series() -> None:
 
 
 @pytest.mark.parametrize(
-    ("costs", "expected"),
-    [
-        ({"ads": 600.0, "tools": 400.0, "sales": 2_500.0}, 1_000.0),
-        ({"ads": 600.0, " Sales ": 2_500.0}, 600.0),
-        (pd.Series({"ads": 250.0, "events": 250.0, "salaries": 500.0}), 1_000.0),
-        ({"sales": 2_500.0}, 0.0),
-        ({}, 0.0),
-    ],
-    ids=["dict", "sales-case-insensitive", "series", "only-sales", "empty"],
-)
-def test_marketing_cost(costs, expected) -> None:
-    assert kpis.marketing_cost(costs) == expected
-
-
-def test_marketing_cost_missing_amount_is_undefined() -> None:
-    result = kpis.marketing_cost({"ads": 600.0, "tools": None, "sales": math.nan})
-    assert isinstance(result, Undefined)
-    assert result.reason == "cost missing for `tools`"
-
-
-@pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"gross_margin": 60, "lifetime_years": 3}, r"`gross_margin` must be a fraction in \[0, 1\], got 60"),
@@ -397,57 +376,6 @@ def test_kpi_status_bad_threshold(at_risk) -> None:
 # funnel and velocity
 
 
-def test_funnel_rates_worked_example() -> None:
-    counts = pd.Series({"leads": 1_200, "mqls": 600, "sqls": 240, "opportunities": 120, "won": 30})
-    frame = kpis.funnel_rates(counts)
-    assert frame.columns.tolist() == ["count", "step_rate", "cumulative_rate"]
-    assert frame.index.tolist() == counts.index.tolist()
-    assert frame["count"].tolist() == [1_200, 600, 240, 120, 30]
-    assert math.isnan(frame["step_rate"].iloc[0])
-    assert frame["step_rate"].iloc[1:].tolist() == pytest.approx([0.5, 0.4, 0.5, 0.25])
-    assert frame["cumulative_rate"].tolist() == pytest.approx([1.0, 0.5, 0.2, 0.1, 0.025])
-    assert frame.attrs["nan_reason"] == "the first stage has no previous stage"
-
-
-def test_funnel_rates_zero_stage() -> None:
-    frame = kpis.funnel_rates(pd.Series({"leads": 10, "mqls": 0, "sqls": 0}))
-    assert frame["step_rate"].isna().tolist() == [True, False, True]
-    assert not np.isinf(frame[["step_rate", "cumulative_rate"]]).any().any()
-    assert "a previous stage count is zero" in frame.attrs["nan_reason"]
-
-
-def test_funnel_rates_zero_first_stage() -> None:
-    frame = kpis.funnel_rates(pd.Series({"leads": 0, "mqls": 0}))
-    assert frame["cumulative_rate"].isna().all()
-    assert "the first stage count is zero" in frame.attrs["nan_reason"]
-
-
-def test_funnel_rates_empty() -> None:
-    frame = kpis.funnel_rates(pd.Series([], dtype=float))
-    assert frame.empty
-    assert frame.columns.tolist() == ["count", "step_rate", "cumulative_rate"]
-
-
-def test_median_days_between_ignores_open_rows() -> None:
-    start = pd.Series(pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-10", "2026-02-01"]))
-    end = pd.Series(pd.to_datetime(["2026-01-11", None, "2026-01-30", "2026-02-01 12:00"], format="ISO8601"))
-    assert kpis.median_days_between(start, end) == 10.0  # 10, 20 and 0.5 days
-
-
-@pytest.mark.parametrize(
-    ("start", "end"),
-    [
-        (pd.Series(pd.to_datetime(["2026-01-01"])), pd.Series(pd.to_datetime([None]))),
-        (pd.Series([], dtype="datetime64[ns]"), pd.Series([], dtype="datetime64[ns]")),
-    ],
-    ids=["all-open", "empty"],
-)
-def test_median_days_between_none(start, end) -> None:
-    result = kpis.median_days_between(start, end)
-    assert isinstance(result, Undefined)
-    assert result.reason == "no rows with both a start and an end date"
-
-
 # --------------------------------------------------------------------------------------------------
 # properties
 
@@ -492,17 +420,3 @@ def test_safe_divide_never_inf_vector(pairs) -> None:
     assert not np.isinf(series).any()
     assert not np.isinf(array).any()
     assert series.isna().any() == ("nan_reason" in series.attrs)
-
-
-@given(st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=8))
-def test_funnel_rates_nested_stages(drops) -> None:
-    stage_counts, n = [], 10**10
-    for drop in drops:  # each stage a subset of the previous one
-        n = max(n - drop, 0)
-        stage_counts.append(n)
-    frame = kpis.funnel_rates(pd.Series(stage_counts))
-    cumulative = frame["cumulative_rate"]
-    assert cumulative.between(0, 1).all()
-    assert cumulative.is_monotonic_decreasing
-    step = frame["step_rate"].iloc[1:].dropna()
-    assert step.between(0, 1).all()

@@ -100,3 +100,104 @@ def test_bad_mapping_files(tmp_path, text, match):
 def test_unknown_preset():
     with pytest.raises(MappingError, match="neither a file nor a preset"):
         load_mapping("marketo")
+
+
+# ------------------------------------------------------------------ the typed, versioned schema
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("version: 2\ntables: {}\n", r"`m.yml`, `version`: Input should be 1"),
+        (
+            "tables:\n  spend:\n    numbers: {decimal: ';'}\n",
+            r"`m.yml`, table `spend`, `numbers.decimal`: Input should be",
+        ),
+        (
+            "tables:\n  spend:\n    numbers: {decimal: ',', thousands: ','}\n",
+            r"`numbers`: `decimal` and `thousands` must differ",
+        ),
+        (
+            "tables:\n  spend:\n    file: a.csv\n    inputs: {a: a.csv}\n    query: SELECT * FROM a\n",
+            "exclude each other",
+        ),
+        ("tables:\n  spend:\n    query: SELECT 1\n", "`query` needs `inputs`"),
+        (
+            "tables:\n  spend:\n    period: {start: 2025-02-01, end: 2025-01-01}\n",
+            r"`period`: `end` \(2025-01-01\) is before",
+        ),
+        ("tables:\n  spend:\n    encoding: klingon\n", r"`encoding`: unknown encoding 'klingon'"),
+        ("tables:\n  spend:\n    formats: [a]\n", r"table `spend`, `formats`: Input should be a valid dictionary"),
+    ],
+    ids=[
+        "version",
+        "decimal",
+        "same-separators",
+        "file-and-query",
+        "query-without-inputs",
+        "period",
+        "encoding",
+        "type",
+    ],
+)
+def test_schema_errors_name_file_table_and_key(tmp_path, text, match):
+    p = tmp_path / "m.yml"
+    p.write_text(text)
+    with pytest.raises(MappingError, match=match):
+        load_mapping(p)
+
+
+def test_simple_rename_form_and_version_default(tmp_path):
+    p = tmp_path / "m.yml"
+    p.write_text("tables:\n  revenue:\n    columns: {month: Monat, revenue: [Umsatz, Revenue]}\n")
+    m = load_mapping(p)["revenue"]
+    assert m.columns == {"month": ["Monat"], "revenue": ["Umsatz", "Revenue"]}
+    assert m.where("columns") == "`m.yml`, table `revenue`, `columns`"
+
+
+def test_every_preset_parses_and_is_recognised_by_its_fixture_header():
+    import csv
+
+    from kpi_helpers.mapping import PRESETS, recognise
+
+    headers = {
+        "ga4": ("ga4/traffic_acquisition.csv", 8),
+        "hubspot": ("hubspot/hubspot-crm-exports-all-contacts-2025-04-02.csv", 0),
+        "salesforce": ("salesforce/report1743600000000.csv", 0),
+    }
+    assert set(headers) <= set(PRESETS)
+    for name, (path, skip) in headers.items():
+        line = (EXPORTS / path).read_text(encoding="utf-8").splitlines()[skip]
+        header = next(csv.reader([line]))
+        assert recognise(header)[0] == name
+    assert recognise(["lead_id", "created_at", "channel"]) is None
+
+
+def test_one_export_read_as_two_tables(tmp_path):
+    (tmp_path / "events.csv").write_text(
+        "Contact,When,Source\nC1,2025-01-02 09:00:00,Email\nC1,2025-01-03 09:00:00,Direct\n"
+    )
+    (tmp_path / "m.yml").write_text(
+        "tables:\n"
+        "  leads:\n    file: events.csv\n    columns: {lead_id: Contact, created_at: When, channel: Source}\n"
+        "    defaults: {campaign: null, mql_at: null, sql_at: null}\n    filter: \"Source = 'Email'\"\n"
+        "  touchpoints:\n    file: events.csv\n    columns: {lead_id: Contact, touched_at: When, channel: Source}\n"
+    )
+    src = DataSource.open(tmp_path, mapping=tmp_path / "m.yml", tables=["leads", "touchpoints"])
+    assert src.fetch(src.table("leads").count()) == 1 and src.fetch(src.table("touchpoints").count()) == 2
+
+
+def test_star_value_leaves_empty_cells_empty(tmp_path):
+    """``"*"`` renames every other value, never an empty cell: an empty stage is reported, not made 'open'."""
+    (tmp_path / "opportunities.csv").write_text(
+        "opportunity_id,lead_id,account_id,created_at,closed_at,stage,amount\nO1,,A1,2025-01-02,,,100\n"
+    )
+    (tmp_path / "m.yml").write_text("tables:\n  opportunities:\n    values: {stage: {'*': open}}\n")
+    with pytest.raises(SchemaError, match="column `stage`: 1 row"):
+        DataSource.open(tmp_path, mapping=tmp_path / "m.yml", tables=["opportunities"])
+
+
+def test_salesforce_eur_amounts_are_not_read_as_cents():
+    """Issue 10 item 1: 'EUR 12.500,00' was read as 12.5."""
+    df = _read("salesforce_eur", "salesforce", "opportunities")
+    assert df["amount"].tolist() == [12500.0, 4250.5]

@@ -8,7 +8,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # pip name -> conda-forge name where they differ
-CONDA_NAMES = {"ibis-framework": "ibis-duckdb", "duckdb": "python-duckdb"}
+CONDA_NAMES = {"ibis-framework": "ibis-duckdb", "duckdb": "python-duckdb", "types-pyyaml": "types-pyyaml"}
 
 
 def _split(req: str) -> tuple[str, str]:
@@ -46,3 +46,10 @@ def test_data_contract_doc_matches_schema():
 
     doc = (ROOT / "docs" / "data-contract.md").read_text()
     assert contract_markdown() in doc, "docs/data-contract.md is stale: regenerate its Tables section"
+
+
+def test_metrics_doc_matches_registry():
+    from kpi_helpers.registry import metrics_markdown
+
+    doc = (ROOT / "docs" / "metrics.md").read_text()
+    assert metrics_markdown() in doc, "docs/metrics.md is stale: regenerate its table from kpi_helpers/registry.py"

@@ -84,3 +84,9 @@ def test_engine_quarter_key_matches_python(fy):
     t = ibis.memtable(pd.DataFrame({"d": days.date}))
     got = ibis.duckdb.connect().execute(t.select(k=quarter_key_expr(t.d, fy)))["k"].tolist()
     assert got == [quarter_of(d, fy).key for d in days.date]
+
+
+@pytest.mark.parametrize("text", ["0000Q1", "9999Q4", "FY1899Q2"])
+def test_years_outside_the_calendar_are_refused(text):
+    with pytest.raises(PeriodError, match="out of range; expected a year from 1900 to 2200"):
+        parse_quarter(text)

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kpi_helpers.sample import CHANNELS, CONTENT_TYPES, DEVICES, generate
-from kpi_helpers.schema import CONTRACT, COST_TYPES, GOALS, STAGES, UNALLOCATED
+from kpi_helpers import sample_media as M
+from kpi_helpers import sample_pipeline as P
+from kpi_helpers.sample import (
+    CHANNELS,
+    CONTENT_TYPES,
+    DEVELOPMENT_SEEDS,
+    DEVICES,
+    HISTORY_STAGES,
+    SAMPLE_TABLES,
+    TRUTH,
+    WIN_RATE,
+    generate,
+)
+from kpi_helpers.schema import ACTIVITY_COST_TYPES, CONTRACT, COST_TYPES, GOALS, OPPORTUNITY_TYPES, STAGES, UNALLOCATED
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 SEED, SCALE = 7, 0.1  # the small data set most tests read (about 1,000 leads)
@@ -25,6 +39,7 @@ CSV_FORMATS = {
     "count": r"\d+",
     "amount": r"\d+\.\d{2}",
     "seconds": r"\d+",
+    "number": r"-?\d+\.\d{4}",
 }
 PARQUET_TYPES = {
     "string": pa.string(),
@@ -33,12 +48,13 @@ PARQUET_TYPES = {
     "count": pa.int64(),
     "amount": pa.float64(),
     "seconds": pa.float64(),
+    "number": pa.float64(),
 }
 
 
 def read(folder: Path) -> dict[str, pd.DataFrame]:
     """Every table as text, empty cells as ""."""
-    return {name: pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False) for name in CONTRACT}
+    return {name: pd.read_csv(folder / f"{name}.csv", dtype=str, keep_default_na=False) for name in SAMPLE_TABLES}
 
 
 def ts(col: pd.Series) -> pd.Series:
@@ -70,17 +86,20 @@ def committed() -> dict[str, pd.DataFrame]:
 
 def test_one_file_per_table_and_row_counts(small: tuple[Path, dict[str, int]], t: dict[str, pd.DataFrame]) -> None:
     out, counts = small
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.csv" for name in CONTRACT)
-    assert list(counts) == list(CONTRACT)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".kpi-sample.json", TRUTH, *(f"{name}.csv" for name in SAMPLE_TABLES)]
+    )
+    assert list(counts) == list(SAMPLE_TABLES)
     assert counts == {name: len(df) for name, df in t.items()}
     assert all(n > 0 for n in counts.values())
 
 
-@pytest.mark.parametrize("table", list(CONTRACT))
+@pytest.mark.parametrize("table", list(SAMPLE_TABLES))
 def test_columns_and_values_follow_the_contract(t: dict[str, pd.DataFrame], table: str) -> None:
     df = t[table]
-    assert list(df.columns) == CONTRACT[table].column_names
-    for col in CONTRACT[table].columns:
+    columns = [c for c in CONTRACT[table].columns if c.name != "currency"]  # one currency: no column
+    assert list(df.columns) == [c.name for c in columns]
+    for col in columns:
         values = df[col.name]
         empty = values == ""
         assert col.nullable or not empty.any(), f"{table}.{col.name} has empty cells"
@@ -115,7 +134,7 @@ def test_labels_are_known(t: dict[str, pd.DataFrame]) -> None:
 
 def test_everything_is_within_the_data_period(t: dict[str, pd.DataFrame]) -> None:
     lo, hi = pd.Timestamp(START), pd.Timestamp(END) + pd.Timedelta("1D")
-    for table in CONTRACT:
+    for table in SAMPLE_TABLES:
         for col in CONTRACT[table].columns:
             if col.kind in ("date", "timestamp"):
                 values = t[table][col.name].replace("", None).dropna()
@@ -152,8 +171,8 @@ def test_funnel_milestones_are_in_order(t: dict[str, pd.DataFrame]) -> None:
     assert (opp_created[from_lead] > ts(opps.sql_at[from_lead])).all()
     assert ((opps.stage == "open") == closed.isna()).all()
     assert (closed.dropna() >= opp_created[closed.notna()]).all()
-    days = (closed - opp_created).dt.days.dropna()
-    assert days.between(29, 185).all()
+    assert set(opps.type) == set(OPPORTUNITY_TYPES)
+    assert (opps.lead_id[opps.type != "new"] == "").all()  # renewals and expansions come without a lead
 
 
 def test_touchpoints_tell_journeys(t: dict[str, pd.DataFrame]) -> None:
@@ -218,13 +237,18 @@ def test_revenue_covers_complete_months(t: dict[str, pd.DataFrame]) -> None:
     assert list(month) == list(pd.date_range(START, "2026-09-01", freq="MS"))  # 2026-10 is not closed yet
 
 
-def test_spend_is_daily_for_ads_and_monthly_otherwise(t: dict[str, pd.DataFrame]) -> None:
+def test_spend_is_daily_for_ads_weekly_for_activity_and_monthly_for_fixed_cost(t: dict[str, pd.DataFrame]) -> None:
     spend = t["spend"]
-    day = pd.to_datetime(spend.date).dt.day
-    ads = spend.channel.isin(["Paid Search", "Paid Social"]) & (spend.cost_type == "media")
-    assert (day[~ads] == 1).all()
-    assert (day[ads] > 1).any()
+    date = pd.to_datetime(spend.date)
+    activity = spend.cost_type.isin(ACTIVITY_COST_TYPES)
+    ads = spend.channel.isin(["Paid Search", "Paid Social"]) & activity
+    assert (date[~activity].dt.day == 1).all()  # fixed cost, as finance books it
+    weekly = activity & ~ads
+    assert ((date[weekly].dt.day_of_week == 0) | (date[weekly] == pd.Timestamp(START))).all()  # Mondays
+    assert (date[ads].dt.day_of_week > 0).any()
     assert not spend.duplicated(["date", "channel", "campaign", "cost_type"]).any()
+    # six channels have activity cost; Direct has none
+    assert set(spend.channel[activity]) == set(M.MEDIA_CHANNELS)
 
 
 # --- arguments, determinism, scale and formats ------------------------------------------------------
@@ -234,7 +258,7 @@ def test_spend_is_daily_for_ads_and_monthly_otherwise(t: dict[str, pd.DataFrame]
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path: Path, fmt: str) -> None:
     a, b, c = (generate(tmp_path / d, seed=s, scale=0.05, fmt=fmt) for d, s in (("a", 3), ("b", 3), ("c", 4)))
     assert a == b
-    for name in CONTRACT:
+    for name in SAMPLE_TABLES:
         assert (tmp_path / "a" / f"{name}.{fmt}").read_bytes() == (tmp_path / "b" / f"{name}.{fmt}").read_bytes()
     assert (tmp_path / "a" / f"leads.{fmt}").read_bytes() != (tmp_path / "c" / f"leads.{fmt}").read_bytes()
     assert a != c
@@ -261,11 +285,14 @@ def test_scale_multiplies_the_data(tmp_path: Path, small: tuple[Path, dict[str, 
 
 def test_parquet_has_contract_types_and_the_same_rows(tmp_path: Path, t: dict[str, pd.DataFrame]) -> None:
     counts = generate(tmp_path, seed=SEED, scale=SCALE, fmt="parquet")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.parquet" for name in CONTRACT)
-    for name, table in CONTRACT.items():
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".kpi-sample.json", TRUTH, *(f"{name}.parquet" for name in SAMPLE_TABLES)]
+    )
+    for name in SAMPLE_TABLES:
         schema = pq.read_schema(tmp_path / f"{name}.parquet")
-        assert schema.names == table.column_names
-        assert [schema.field(c.name).type for c in table.columns] == [PARQUET_TYPES[c.kind] for c in table.columns]
+        columns = [c for c in CONTRACT[name].columns if c.name != "currency"]
+        assert schema.names == [c.name for c in columns]
+        assert [schema.field(c.name).type for c in columns] == [PARQUET_TYPES[c.kind] for c in columns]
         assert counts[name] == len(t[name])
     leads = pq.read_table(tmp_path / "leads.parquet").to_pandas()
     assert list(leads.lead_id) == list(t["leads"].lead_id)
@@ -297,11 +324,12 @@ def test_bad_arguments_are_refused(tmp_path: Path, kwargs: dict, match: str) -> 
 
 def test_committed_sample_is_what_the_generator_writes(tmp_path: Path) -> None:
     generate(tmp_path, seed=42, scale=1)
-    assert sorted(p.name for p in SAMPLE.glob("*.csv")) == sorted(f"{name}.csv" for name in CONTRACT)
-    for name in CONTRACT:
-        assert (SAMPLE / f"{name}.csv").read_bytes() == (tmp_path / f"{name}.csv").read_bytes(), (
-            f"data/sample/{name}.csv is stale: regenerate it with `kpi sample --out data/sample`"
+    assert sorted(p.name for p in SAMPLE.glob("*.csv")) == sorted(f"{name}.csv" for name in SAMPLE_TABLES)
+    for name in [*(f"{t}.csv" for t in SAMPLE_TABLES), TRUTH]:
+        assert (SAMPLE / name).read_bytes() == (tmp_path / name).read_bytes(), (
+            f"data/sample/{name} is stale: regenerate it with `kpi sample --out data/sample`"
         )
+    assert 42 in DEVELOPMENT_SEEDS  # the sample's own seed: benchmarks judge calibration on other seeds
 
 
 def test_committed_sample_tells_the_story(committed: dict[str, pd.DataFrame]) -> None:
@@ -314,7 +342,8 @@ def test_committed_sample_tells_the_story(committed: dict[str, pd.DataFrame]) ->
     assert 0.4 <= 1 - num(web.engaged_sessions).sum() / sessions.sum() <= 0.6
     assert 60 <= num(web.session_duration_s).sum() / sessions.sum() <= 200
     assert 0.4 <= (leads.mql_at != "").mean() <= 0.6
-    assert (opps.lead_id == "").mean() == pytest.approx(0.2, abs=0.05)
+    new = opps[opps.type == "new"]
+    assert (new.lead_id == "").mean() == pytest.approx(0.2, abs=0.05)
 
     # leads grow year on year, and Q3 is the weakest quarter of 2025
     year = ts(leads.created_at).dt.year
@@ -323,17 +352,197 @@ def test_committed_sample_tells_the_story(committed: dict[str, pd.DataFrame]) ->
     per_quarter = ts(leads.created_at)[year == 2025].dt.quarter.value_counts()
     assert per_quarter.idxmin() == 3
 
-    # win rates 15-40 % by channel; Events and Referral best, Paid Social worst
-    deals = opps.merge(leads[["lead_id", "channel"]], on="lead_id", how="left").fillna({"channel": "sales"})
+    # new-business win rates 15-40 % by channel; Events and Referral best, Paid Social worst
+    deals = new.merge(leads[["lead_id", "channel"]], on="lead_id", how="left").fillna({"channel": "sales"})
     closed = deals[deals.stage != "open"]
     win = (closed.stage == "won").groupby(closed.channel).mean()
     assert win.between(0.15, 0.40).all()
     assert set(win.nlargest(2).index) == {"Events", "Referral"}
-    assert win.idxmin() == "Paid Social"
+    assert win.drop("sales").idxmin() == "Paid Social"  # of the marketing channels
 
-    # deals won from leads are 50-65 % of revenue in each full year after the ramp-up year
-    rev = committed["revenue"].assign(year=pd.to_datetime(committed["revenue"].month).dt.year)
-    won = deals[(deals.stage == "won") & (deals.lead_id != "")]
-    won_by_year = num(won.amount).groupby(ts(won.closed_at).dt.year).sum()
-    share = won_by_year / num(rev.revenue).groupby(rev.year).sum()
-    assert share.loc[2022:2025].between(0.5, 0.65).all()
+    # revenue is the won deals of every type recognised over 12 months, plus services (from 2023 on
+    # every deal behind a month's revenue is in the export)
+    rev = committed["revenue"].assign(month=pd.to_datetime(committed["revenue"].month))
+    won = opps[opps.stage == "won"]
+    close = ts(won.closed_at).dt.to_period("M")
+    months = pd.period_range("2021-01", "2026-09", freq="M")
+    recognised = pd.Series(0.0, index=months)
+    for lag in range(12):
+        recognised = recognised.add((num(won.amount) / 12).groupby(close + lag).sum(), fill_value=0).loc[months]
+    by_year = num(rev.revenue).groupby(rev.month.dt.year).sum() / recognised.groupby(recognised.index.year).sum()
+    assert by_year.loc[2023:2025].between(1.0, 1.0 + 2 * P.SERVICES_SHARE).all()
+    assert by_year.loc[2021] > by_year.loc[2025]  # 2021 also holds deals of the warm-up, not in the export
+
+
+def test_the_generator_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    from kpi_helpers.exceptions import KpiError
+
+    (tmp_path / "leads.csv").write_text("lead_id\nmine\n")
+    with pytest.raises(KpiError, match=r"`leads.csv`, which `kpi sample` did not write"):
+        generate(tmp_path, seed=SEED, scale=0.05)
+    assert (tmp_path / "leads.csv").read_text() == "lead_id\nmine\n"
+    (tmp_path / "leads.csv").unlink()
+    generate(tmp_path, seed=SEED, scale=0.05)
+    generate(tmp_path, seed=SEED, scale=0.05)  # its own files: replaced
+    (tmp_path / "spend.csv").write_text("changed since\n")
+    with pytest.raises(KpiError, match="`spend.csv`"):
+        generate(tmp_path, seed=SEED, scale=0.05)
+    (tmp_path / "spend.csv").unlink()
+    (tmp_path / TRUTH).write_text("{}\n")  # the truth is the generator's file too
+    with pytest.raises(KpiError, match="`truth.json`"):
+        generate(tmp_path, seed=SEED, scale=0.05)
+
+
+def test_the_committed_sample_is_the_generators_own() -> None:
+    written = json.loads((SAMPLE / ".kpi-sample.json").read_text())
+    assert sorted(written) == sorted([TRUTH, *(f"{t}.csv" for t in SAMPLE_TABLES)])
+
+
+# --- the planted truth (truth.json), the pipeline and the customers -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict:
+    return json.loads((SAMPLE / TRUTH).read_text())
+
+
+def weekly_activity_cost(spend: pd.DataFrame, monday0: pd.Timestamp, weeks: int) -> np.ndarray:
+    """Activity cost per week (Monday to Sunday) and media channel, from the spend table."""
+    act = spend[spend.cost_type.isin(ACTIVITY_COST_TYPES) & (pd.to_datetime(spend.date) >= monday0)]
+    week = (pd.to_datetime(act.date) - monday0).dt.days // 7
+    out = np.zeros((weeks, len(M.MEDIA_CHANNELS)))
+    for c, ch in enumerate(M.MEDIA_CHANNELS):
+        mine = act.channel == ch
+        out[:, c] = np.bincount(week[mine], weights=num(act.amount[mine]), minlength=weeks)[:weeks]
+    return out
+
+
+def test_truth_json_is_what_the_spend_table_implies(committed: dict[str, pd.DataFrame], truth: dict) -> None:
+    """Re-simulate the incremental leads from the written spend with the recorded parameters."""
+    assert truth["target"] == "leads"
+    assert set(truth["incremental_per_cost"]) == set(M.MEDIA_CHANNELS)  # six channels with activity spend
+    monday0 = pd.Timestamp(START) - pd.Timedelta(days=pd.Timestamp(START).weekday())
+    start, end = pd.Timestamp(truth["window"]["start"]), pd.Timestamp(truth["window"]["end"])
+    weeks = (end - monday0).days // 7 + 1
+    spend = weekly_activity_cost(committed["spend"], monday0, weeks)
+    window = slice((start - monday0).days // 7, weeks)
+    assert window.stop - window.start == truth["window"]["weeks"] == M.WINDOW_WEEKS
+    sat = truth["saturation"]
+    lam = np.array([sat["lam"][c] for c in M.MEDIA_CHANNELS])
+    beta = np.array([sat["beta"][c] for c in M.MEDIA_CHANNELS])
+    alpha = np.array([truth["adstock"]["alpha"][c] for c in M.MEDIA_CHANNELS])
+    np.testing.assert_allclose(alpha, M.ADSTOCK_ALPHA)
+    cost = spend[window].sum(axis=0)
+    recorded = np.array([truth["activity_cost"][c] for c in M.MEDIA_CHANNELS])
+    np.testing.assert_allclose(cost, recorded, rtol=1e-6)
+    inc = np.zeros(len(M.MEDIA_CHANNELS))
+    full = beta * M.saturation(M.adstock(spend, alpha), lam)
+    for c in range(len(M.MEDIA_CHANNELS)):
+        zeroed = spend.copy()
+        zeroed[window, c] = 0
+        inc[c] = (full - beta * M.saturation(M.adstock(zeroed, alpha), lam))[window, c].sum()
+    expected = np.array([truth["incremental_leads"][c] for c in M.MEDIA_CHANNELS])
+    np.testing.assert_allclose(inc, expected, rtol=1e-3)  # cents of rounding in the spend table
+    per_cost = np.array([truth["incremental_per_cost"][c] for c in M.MEDIA_CHANNELS])
+    np.testing.assert_allclose(per_cost, expected / recorded, rtol=1e-6)
+    roi = np.array([truth["incremental_roi"][c] for c in M.MEDIA_CHANNELS])
+    funnel = np.array([truth["lead_to_won"][c] * truth["deal_amount"][c] for c in M.MEDIA_CHANNELS])
+    np.testing.assert_allclose(roi, per_cost * funnel, rtol=1e-6)
+    assert sum(truth["contribution_share"].values()) == pytest.approx(1.0)
+    # channels differ: incremental ROI spans more than a factor 5 (something for a model to rank)
+    assert max(roi) / min(roi) > 5
+
+
+def test_incremental_leads_were_drawn_as_the_truth_says(truth: dict) -> None:
+    """The leads table holds the incremental draws: their count in the window is Poisson around the truth."""
+    for ch in M.MEDIA_CHANNELS:
+        expected, drawn = truth["incremental_leads"][ch], truth["incremental_leads_drawn"][ch]
+        assert abs(drawn - expected) < 4 * math.sqrt(expected), ch
+
+
+def test_leads_are_baseline_plus_incremental(committed: dict[str, pd.DataFrame], truth: dict) -> None:
+    leads = committed["leads"]
+    start, end = pd.Timestamp(truth["window"]["start"]), pd.Timestamp(truth["window"]["end"]) + pd.Timedelta("1D")
+    created = ts(leads.created_at)
+    in_window = ((created >= start) & (created < end)).sum()
+    assert in_window == pytest.approx(truth["leads_expected"], rel=0.05)
+    assert 0.25 < sum(truth["share_of_leads"].values()) < 0.6  # spend causes a good part of the leads
+
+
+def test_experiments_are_consistent_with_the_truth(committed: dict[str, pd.DataFrame], truth: dict) -> None:
+    exp = committed["experiments"]
+    assert 2 <= len(exp) <= 3 and set(exp.channel) <= set(M.MEDIA_CHANNELS)
+    sat = truth["saturation"]
+    z = []
+    for row, recorded in zip(exp.itertuples(), truth["experiments"], strict=True):
+        c = row.channel
+        x, dx, dy, sigma = (float(v) for v in (row.x, row.delta_x, row.delta_y, row.sigma))
+        true = sat["beta"][c] * (M.saturation(x + dx, sat["lam"][c]) - M.saturation(x, sat["lam"][c]))
+        assert true == pytest.approx(recorded["true_delta_y"], rel=1e-3)
+        assert sigma > 0 and x + dx >= 0
+        z.append((dy - true) / sigma)
+        # the test's weeks really ran at x + delta_x
+        monday0 = pd.Timestamp(row.start)
+        weeks = (pd.Timestamp(row.end) - monday0).days // 7 + 1
+        spend = weekly_activity_cost(committed["spend"], monday0, weeks)
+        np.testing.assert_allclose(spend[:, M.MEDIA_CHANNELS.index(c)], x + dx, rtol=1e-3, atol=0.05)
+    assert all(abs(v) < 3.5 for v in z), z
+
+
+def test_open_pipeline_at_the_end(committed: dict[str, pd.DataFrame]) -> None:
+    opps = committed["opportunities"]
+    open_ = opps[opps.stage == "open"]
+    assert (open_.closed_at == "").all()
+    assert len(open_[open_.type == "new"]) >= 50  # a quarter's new deals or so are still open
+    age = (pd.Timestamp(END) - ts(open_.created_at)).dt.days
+    assert age.max() > 90  # some slip well past the usual cycle
+    won = opps[(opps.stage == "won") & (opps.type == "new")]
+    cycle = (ts(won.closed_at) - ts(won.created_at)).dt.days
+    assert 70 < cycle.mean() < 150
+
+
+def test_history_is_consistent_with_the_opportunities(committed: dict[str, pd.DataFrame]) -> None:
+    hist, opps = committed["opportunity_history"], committed["opportunities"].set_index("opportunity_id")
+    assert set(hist.opportunity_id) == set(opps.index)  # every deal has its history
+    assert set(hist.stage) == set(HISTORY_STAGES)
+    changed = ts(hist.changed_at)
+    assert (changed.to_numpy() >= ts(opps.created_at.loc[hist.opportunity_id]).to_numpy()).all()
+    assert changed.groupby(hist.opportunity_id).apply(lambda s: s.is_monotonic_increasing).all()
+    first = hist.groupby("opportunity_id").first()
+    assert (first.changed_at == opps.created_at.loc[first.index]).all()
+    last = hist.groupby("opportunity_id").last()
+    closed = last.stage.isin(["won", "lost"])
+    o = opps.loc[last.index]
+    assert (last.stage[closed] == o.stage[closed]).all()
+    assert (last.changed_at[closed] == o.closed_at[closed]).all()
+    assert (o.stage[~closed] == "open").all()
+    assert (num(last.amount) == num(o.amount)).all()  # the deal's amount is its latest
+
+
+def test_win_rates_follow_the_process(committed: dict[str, pd.DataFrame], truth: dict) -> None:
+    """Deals created long enough ago have all closed: their win rate is the process's, within noise."""
+    opps, leads = committed["opportunities"], committed["leads"]
+    old = opps[(ts(opps.created_at) < pd.Timestamp("2025-01-01")) & (opps.type == "new")]
+    assert (old.stage != "open").all()
+    deals = old.merge(leads[["lead_id", "channel"]], on="lead_id", how="left").fillna({"channel": "(sales-sourced)"})
+    for ch, g in deals.groupby("channel"):
+        p = truth["pipeline"]["win_rate"][ch]
+        assert abs((g.stage == "won").mean() - p) < 3 * math.sqrt(p * (1 - p) / len(g)) + 0.02, ch
+    np.testing.assert_allclose(P.advance_probabilities(WIN_RATE).prod(axis=1), WIN_RATE)
+
+
+def test_customers_renew_and_expand(committed: dict[str, pd.DataFrame]) -> None:
+    opps = committed["opportunities"]
+    won = opps[opps.stage == "won"]
+    new_accounts = set(won.account_id[won.type == "new"])
+    repeat = won[won.account_id.isin(new_accounts)].groupby("account_id").size()
+    assert len(new_accounts) >= 300 and (repeat > 1).sum() >= 200  # enough repeat behaviour to model
+    renewals = opps[(opps.type == "renewal") & (opps.stage != "open")]
+    churn = (renewals.stage == "lost").mean()
+    assert 0.08 < churn < 0.3
+    assert (won.type == "expansion").sum() >= 100
+
+
+@pytest.mark.parametrize("seed", DEVELOPMENT_SEEDS)
+def test_development_seeds_are_listed_once(seed: int) -> None:
+    assert DEVELOPMENT_SEEDS.count(seed) == 1
