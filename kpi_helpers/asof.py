@@ -14,9 +14,12 @@ a backtest honest (:mod:`kpi_helpers.backtest`). Known at the end of ``D`` means
 - ``opportunity_history`` (optional: ``opportunity_id, changed_at, stage, amount``): changes after
   ``D`` had not happened.
 
-The frames are row-level pandas frames with only the columns the forecasts need, pulled from the
-engine once by :func:`load_frames`; :func:`as_of` then works in memory, so a backtest reconstructs
-hundreds of days without querying the engine again.
+The frames hold only the columns the forecasts need, pulled from the engine once by
+:func:`load_frames`; :func:`as_of` then works in memory, so a backtest reconstructs hundreds of days
+without querying the engine again. Deals and their history are row-level (the pipeline model follows
+each open deal); leads, the largest table, arrive as daily counts of each event (``event``: the column
+``created_at``, ``mql_at`` or ``sql_at``; ``day``; ``n``), so what reaches pandas from them is bounded by
+the calendar, not by the leads. :func:`as_of` reads both forms of ``leads``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .exceptions import KpiInputError
 
-__all__ = ["COLUMNS", "HISTORY_COLUMNS", "as_of", "cutoff", "load_frames", "max_date"]
+__all__ = ["COLUMNS", "HISTORY_COLUMNS", "LEAD_EVENTS", "as_of", "cutoff", "event_dates", "load_frames", "max_date"]
 
 #: columns each table contributes to the frames (``opportunities.type`` is added when the source has it)
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -37,11 +41,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "opportunities": ("opportunity_id", "lead_id", "account_id", "created_at", "closed_at", "stage", "amount"),
     "revenue": ("month", "revenue"),
 }
+#: the dated events of a lead, counted per day by :func:`load_frames`
+LEAD_EVENTS = ("created_at", "mql_at", "sql_at")
 #: the optional stage history of deals (not yet a contract table: read when a source provides it)
 HISTORY_COLUMNS = ("opportunity_id", "changed_at", "stage", "amount")
 #: date columns per table: every one of them is cut at the as-of day
 _DATES = {
-    "leads": ("created_at", "mql_at", "sql_at"),
+    "leads": ("created_at", "mql_at", "sql_at", "day"),
     "opportunities": ("created_at", "closed_at"),
     "revenue": ("month",),
     "opportunity_history": ("changed_at",),
@@ -78,10 +84,38 @@ def load_frames(source: Any) -> dict[str, pd.DataFrame]:
         if name not in source.present:
             continue
         t = source.table(name)
+        if name == "leads":
+            out[name] = _lead_event_counts(source, t)
+            continue
         extra = ("type",) if name == "opportunities" and "type" in t.columns else ()
         frame = source.fetch(t.select(*cols, *extra), label=f"{name} for forecasts")
         out[name] = _typed(name, pd.DataFrame(frame))
     return out
+
+
+def _lead_event_counts(source: Any, t: Any) -> pd.DataFrame:
+    """Leads per day of each event (``event``, ``day``, ``n``), counted in the engine."""
+    import ibis
+
+    parts = []
+    for col in LEAD_EVENTS:
+        dated = t.filter(t[col].notnull())
+        daily = dated.group_by(day=dated[col].cast("date")).aggregate(n=dated.count())
+        parts.append(daily.mutate(event=ibis.literal(col)).select("event", "day", "n"))
+    frame = pd.DataFrame(source.fetch(ibis.union(*parts), label="leads by day for forecasts"))
+    frame["day"] = pd.to_datetime(frame["day"]).astype("datetime64[ns]")
+    frame["n"] = pd.to_numeric(frame["n"]).astype("int64")
+    frame["event"] = frame["event"].astype(str)
+    return frame.sort_values(["event", "day"], kind="stable").reset_index(drop=True)
+
+
+def event_dates(leads: pd.DataFrame, event: str) -> pd.Series:
+    """One date per lead event (``event`` a column of :data:`LEAD_EVENTS`), NaT for a lead without it
+    in the row form, from either form of the ``leads`` frame (row-level, or daily counts)."""
+    if "event" not in leads:
+        return leads[event]
+    rows = leads[leads["event"] == event]
+    return pd.Series(np.repeat(rows["day"].to_numpy(), rows["n"].to_numpy()), name=event)
 
 
 def _typed(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -154,6 +188,8 @@ def _amounts_known(opps: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
 
 
 def _leads(frame: pd.DataFrame, cut: pd.Timestamp) -> pd.DataFrame:
+    if "event" in frame:  # daily counts: an event known by the cut is dated before it
+        return frame[frame["day"] < cut].copy()
     kept = frame[frame["created_at"] < cut].copy()
     for col in ("mql_at", "sql_at"):
         if col in kept:

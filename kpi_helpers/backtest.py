@@ -34,7 +34,7 @@ import pandas as pd
 
 from . import forecast as F
 from .asof import as_of, load_frames
-from .exceptions import KpiInputError
+from .exceptions import KpiInputError, PeriodError
 from .periods import Quarter, quarter_of
 from .registry import label_of
 from .status import FORECAST_KEYS
@@ -131,7 +131,8 @@ def _stage_win_rates(opps: pd.DataFrame, history: pd.DataFrame, default: np.ndar
 
 
 def eligible_quarters(source: Any, frames: Mapping[str, pd.DataFrame]) -> list[Quarter]:
-    """Past quarters with a year of data before them, up to the latest complete one."""
+    """Past quarters with a year of data before them, up to the latest complete one (none while no
+    quarter is complete yet)."""
     start = F._crm_start(frames)
     if start is None:
         return []
@@ -139,7 +140,10 @@ def eligible_quarters(source: Any, frames: Mapping[str, pd.DataFrame]) -> list[Q
     first = quarter_of(start, fy)
     if start > first.start:
         first = first.shift(1)
-    last = source.coverage.latest()
+    try:
+        last = source.coverage.latest()
+    except PeriodError:  # the data does not yet cover a whole quarter: nothing to score
+        return []
     return [Quarter.from_key(k, fy) for k in range(first.key + 4, last.key + 1)]
 
 

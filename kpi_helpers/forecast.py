@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .asof import as_of as _as_of
-from .asof import cutoff, load_frames, max_date
+from .asof import cutoff, event_dates, load_frames, max_date
 from .exceptions import KpiError, KpiInputError
 from .formats import finite_number
 from .periods import Quarter, quarter_of
@@ -331,7 +331,7 @@ def _event_dates(frames: Mapping[str, pd.DataFrame], metric: str) -> pd.Series |
     if metric in ("leads", "mqls", "sqls"):
         leads = frames.get("leads")
         col = {"leads": "created_at", "mqls": "mql_at", "sqls": "sql_at"}[metric]
-        return None if leads is None else leads[col]
+        return None if leads is None else event_dates(leads, col)
     opps = frames.get("opportunities")
     if opps is None:
         return None
@@ -350,7 +350,9 @@ def lead_deals(opps: pd.DataFrame) -> pd.Series:
 
 def _crm_start(frames: Mapping[str, pd.DataFrame]) -> dt.date | None:
     """The month the CRM tables start (as :mod:`kpi_helpers.coverage` counts an event table)."""
-    firsts = [f["created_at"].min() for n, f in frames.items() if n in ("leads", "opportunities") and len(f)]
+    firsts = [
+        event_dates(f, "created_at").min() for n, f in frames.items() if n in ("leads", "opportunities") and len(f)
+    ]
     firsts = [x for x in firsts if pd.notna(x)]
     return min(firsts).date().replace(day=1) if firsts else None
 

@@ -144,38 +144,64 @@ def daily(kq: QuarterKpis) -> pd.DataFrame:
     return out.astype(float)
 
 
+#: resampling units per bootstrap: the deals (customers) are dealt round-robin, in id order, into this many
+#: groups, summed in the engine and returned as one row, so what reaches pandas does not grow with the data.
+#: Up to this many units each group holds one (the plain bootstrap); beyond, each group is a random cluster
+#: of units and the Poisson bootstrap over groups is the cluster bootstrap of the same total.
+GROUPS = 64
+
+
+def _grouped_sums(src: Any, t: Any, key: str, value: str, *, label: str) -> np.ndarray:
+    """``(sum of value, units)`` of each non-empty group of :data:`GROUPS` (rows of ``t`` dealt round-robin
+    in ``key`` order): a ``k x 2`` array, one engine row fetched whatever the rows of ``t``."""
+    import ibis
+
+    g = t.mutate(_g=(ibis.row_number().over(order_by=t[key]) % GROUPS).cast("int64"))
+    aggs = {}
+    for i in range(GROUPS):
+        hit = g._g == i
+        aggs[f"s{i}"] = hit.ifelse(g[value].cast("float64"), 0.0).sum()
+        aggs[f"n{i}"] = hit.ifelse(1, 0).sum()
+    row = src.fetch(g.aggregate(**aggs), label=label).iloc[0]
+    sums = np.array([[float(row[f"s{i}"] or 0.0), float(row[f"n{i}"] or 0)] for i in range(GROUPS)])
+    return sums[sums[:, 1] > 0]
+
+
 def lead_deal_amounts(kq: QuarterKpis) -> np.ndarray:
-    """Amounts of the new-business deals from leads won in the quarter (so far): the deals behind
-    ``lead_revenue``, sorted."""
+    """Amounts of the new-business deals from leads won in the quarter (so far), the deals behind
+    ``lead_revenue``, summed per resampling group (:data:`GROUPS`; one deal a group up to 64 deals)."""
     src = kq.source
     start, end = facts.so_far(src, kq.quarter)
     o = src.table("opportunities")
     won = o.filter(
         (o.stage == "won") & facts.is_new_business(o) & o.lead_id.notnull() & between(o.closed_at, start, end)
     )
-    df = src.fetch(won.select("amount"), label="won deals from leads")
-    return np.sort(pd.to_numeric(df["amount"], errors="coerce").fillna(0.0).to_numpy(dtype=float))
+    return _grouped_sums(src, won, "opportunity_id", "amount", label="won deals from leads")[:, 0]
 
 
 def customer_revenues(kq: QuarterKpis) -> np.ndarray:
-    """Won revenue (every deal type) of each account over the 4 quarters ending with the quarter: the
-    customers behind the average yearly revenue per customer, sorted."""
+    """Won revenue (every deal type) of the accounts over the 4 quarters ending with the quarter, the
+    customers behind the average yearly revenue per customer: ``(revenue, customers)`` per resampling
+    group (:data:`GROUPS`), a ``k x 2`` array."""
     src = kq.source
     q = kq.quarter
     o = src.table("opportunities")
     w = o.filter((o.stage == "won") & between(o.closed_at, q.shift(-3).start, facts.so_far(src, q)[1]))
-    df = src.fetch(w.group_by("account_id").aggregate(revenue=w.amount.sum()), label="revenue by customer")
-    return np.sort(pd.to_numeric(df["revenue"], errors="coerce").fillna(0.0).to_numpy(dtype=float))
+    per_account = w.group_by("account_id").aggregate(revenue=w.amount.sum())
+    return _grouped_sums(src, per_account, "account_id", "revenue", label="revenue by customer")
 
 
 def journey_credit(kq: QuarterKpis) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """The credit the report's model gives each channel from each converting journey: a frame of one
-    row per journey (or distinct path of a path export) and one column per channel (money), and the
-    journeys each row stands for. None under ``markov`` (its credit is not a sum over journeys).
+    """The credit the report's model gives each channel from the converting journeys: a frame of one
+    row per group of journeys (:data:`GROUPS`, dealt round-robin in journey order: one journey a group
+    up to 64 journeys) or per distinct path of a path export, one column per channel (money), and the
+    journeys each row of a path export stands for (1 for a group, resampled as one cluster). None under
+    ``markov`` (its credit is not a sum over journeys).
 
-    Computed by the model itself, in one query: each touch's channel is renamed to its journey and
-    channel together, so the model credits journey-channel pairs, which are then split apart. Rule
-    models and Shapley credit each journey on its own, so the pairs add up to the channels' credit.
+    Computed by the model itself, in one query: each touch's channel is renamed to its group and
+    channel together, so the model credits group-channel pairs, which are then split apart. Rule
+    models credit each journey on its own and Shapley is additive over journeys, so the pairs add up
+    to the channels' credit.
     """
     model = kq.attribution_model
     if model == "markov" or not kq._credited:
@@ -184,10 +210,17 @@ def journey_credit(kq: QuarterKpis) -> tuple[pd.DataFrame, np.ndarray] | None:
     def compute() -> pd.DataFrame:
         if kq.attribution_source == "paths":
             return _path_pair_credit(kq.source.fetch(kq.source.table("paths"), label="paths"), model)
+        import ibis
+
         j = kq.converting_journeys
         t = j.table
+        # Journeys dealt round-robin into GROUPS groups (as the deals are): the model credits group-channel
+        # pairs, so the result does not grow with the journeys; each group is resampled as one cluster.
+        group = (ibis.dense_rank().over(order_by=t.journey_id) % GROUPS).cast("string")
         # credited "by campaign" so that `channel` keeps the real names (last non-direct reads them)
-        relabelled = Journeys(t.mutate(campaign=t.journey_id.concat(_JOIN, t.channel)), j.unattributed, j.has_nulls)
+        relabelled = Journeys(
+            t.mutate(campaign=ibis.literal("g").concat(group, _JOIN, t.channel)), j.unattributed, j.has_nulls
+        )
         pairs = attribute(relabelled, model, by="campaign")["value"]
         return pd.DataFrame({"pair": pairs.index.astype(str), "value": pairs.to_numpy(dtype=float), "count": 1.0})
 
@@ -278,9 +311,11 @@ def kpi_intervals(kq: QuarterKpis, m: dict[str, Any]) -> dict[str, tuple[float, 
     if defined("average_yearly_revenue_per_customer"):
         s = kq.settings
         cost = float(r.marketing_cost) + float(r.sales_cost) if defined("cac") else 0.0
+        groups = customer_revenues(kq)
         out.update(
             U.clv_to_cac_interval(
-                customer_revenues(kq),
+                groups[:, 0],
+                customers=groups[:, 1],
                 factor=s.gross_margin * s.customer_lifetime_years,
                 cost=cost,
                 new_customers=float(r.new_customers) if defined("cac") else 0.0,

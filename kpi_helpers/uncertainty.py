@@ -346,6 +346,7 @@ def count_ratio_interval(
 def clv_to_cac_interval(
     revenue_per_customer: Any,
     *,
+    customers: Any = None,
     factor: float,
     cost: float,
     new_customers: float,
@@ -356,7 +357,8 @@ def clv_to_cac_interval(
     r"""Intervals of average yearly revenue per customer, CLV and CLV:CAC, resampling the customers.
 
     Revenue per customer :math:`\bar r = \sum_a r_a / A` over the accounts with revenue in the year
-    (each account a Poisson(1) weight); CLV :math:`= \bar r \times` ``factor`` (gross margin x
+    (each account a Poisson(1) weight; with ``customers``, row ``i`` is a group of ``customers[i]``
+    accounts summed, resampled as one cluster); CLV :math:`= \bar r \times` ``factor`` (gross margin x
     lifetime in years); CLV:CAC :math:`= \text{CLV} / (C / N^*)` with the new customers behind CAC
     resampled apart, :math:`N^* \sim \text{Poisson}(n)`, the cost :math:`C` fixed.
 
@@ -376,11 +378,16 @@ def clv_to_cac_interval(
     True
     """
     level = _check_level(level)
-    r = np.sort(np.asarray(revenue_per_customer, dtype=float))
+    r = np.asarray(revenue_per_customer, dtype=float)
+    c = np.ones(len(r)) if customers is None else np.asarray(customers, dtype=float)
+    if c.shape != r.shape:
+        raise KpiInputError(f"`customers` must hold one count per row of revenue ({len(r)}); got shape {c.shape}")
+    rows = np.column_stack([r, c])
+    rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # the same draws whatever the rows' order
     names = ("average_yearly_revenue_per_customer", "clv", "clv_to_cac")
     if not len(r):
         return dict.fromkeys(names, NAN_PAIR)
-    sums = weighted_sums(np.column_stack([r, np.ones(len(r))]), draws=draws, seed=seed)
+    sums = weighted_sums(rows, draws=draws, seed=seed)
     with np.errstate(divide="ignore", invalid="ignore"):
         arpc = np.where(sums[:, 1] > 0, sums[:, 0] / np.where(sums[:, 1] > 0, sums[:, 1], 1), np.nan)
     out = {names[0]: _percentiles(arpc, level), names[1]: _percentiles(arpc * factor, level)}
