@@ -1,0 +1,228 @@
+"""What notebook 05 shows of a fitted mix model: its tables, charts and sentences.
+
+The numbers come from :class:`kpi_helpers.mmm.IncrementalityResult` (computed, with their 90% intervals,
+in :mod:`kpi_helpers.mmm`); this module only arranges and words them, formatted by
+:mod:`kpi_helpers.formats` like every other page. Channel names are data: every sentence escapes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .formats import finite_number, format_value
+from .markup import md_escape
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .mmm import IncrementalityResult
+
+__all__ = [
+    "ROI_LABELS",
+    "budget_table",
+    "calibration_table",
+    "conclusion",
+    "diagnostics_text",
+    "plot_response_curves",
+    "plot_roi_comparison",
+    "plot_weekly_fit",
+    "roi_table",
+]
+
+#: the columns of :func:`roi_table` and their headers
+ROI_LABELS = {
+    "activity_cost": "Activity cost",
+    "incremental": "Incremental",
+    "incremental_per_cost": "Incremental per 1,000 of cost",
+    "incremental_roi": "Incremental ROI",
+    "attribution_roi_activity_cost": "Attribution ROI",
+    "attribution_to_incremental": "Attribution / incremental",
+}
+
+
+def _unit_words(result: IncrementalityResult) -> str:
+    return "leads" if result.target == "leads" else "pipeline"
+
+
+def roi_table(result: IncrementalityResult) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
+    """Per channel: activity cost, incremental target, incremental target per 1,000 of cost and
+    incremental ROI (each with its 90% interval), attribution ROI on the same activity cost and the
+    ratio of the two ROIs. Returns the frame, its units and its headers (for ``Page.table``)."""
+    c = result.channels
+    frame = pd.DataFrame(index=c.index)
+    frame["activity_cost"] = c["activity_cost"]
+    money_target = result.target != "leads"
+    for key, scale in (("incremental", 1.0), ("incremental_per_cost", 1000.0)):
+        for suffix in ("", "_low", "_high"):
+            frame[key + suffix] = c[key + suffix] * scale
+    for suffix in ("", "_low", "_high"):
+        frame["incremental_roi" + suffix] = c["incremental_roi" + suffix]
+    frame["attribution_roi_activity_cost"] = c["attribution_roi_activity_cost"]
+    frame["attribution_to_incremental"] = c["attribution_to_incremental"]
+    units = {
+        "activity_cost": "money",
+        "incremental": "money" if money_target else "count",
+        "incremental_per_cost": "money" if money_target else "ratio",
+        "incremental_roi": "ratio",
+        "attribution_roi_activity_cost": "ratio",
+        "attribution_to_incremental": "ratio",
+    }
+    labels = dict(ROI_LABELS)
+    labels["incremental"] = f"Incremental {_unit_words(result)}"
+    labels["incremental_per_cost"] = f"Incremental {_unit_words(result)} per 1,000 of cost"
+    return frame, units, labels
+
+
+def calibration_table(calibrated: IncrementalityResult, plain: IncrementalityResult) -> pd.DataFrame:
+    """Incremental target per 1,000 of cost with and without the lift tests, per channel (90% intervals)."""
+    out = pd.DataFrame(index=calibrated.channels.index)
+    for name, r in (("with_lift_tests", calibrated), ("without_lift_tests", plain)):
+        for suffix in ("", "_low", "_high"):
+            out[name + suffix] = r.channels["incremental_per_cost" + suffix].reindex(out.index) * 1000.0
+    return out
+
+
+def budget_table(result: IncrementalityResult) -> tuple[pd.DataFrame, dict[str, str]] | None:
+    """The budget scenario per channel (today's split and the optimiser's, with the expected incremental
+    target and revenue of each, 90% intervals), and its units; None without a scenario."""
+    if result.budget is None or result.budget.empty:
+        return None
+    b = result.budget.copy()
+    units = {col.removesuffix("_low").removesuffix("_high"): "money" for col in b.columns if "budget" in col}
+    for col in b.columns:
+        base = col.removesuffix("_low").removesuffix("_high")
+        if base in units:
+            continue
+        units[base] = "money" if ("revenue" in base or result.target != "leads") else "count"
+    return b, units
+
+
+def diagnostics_text(result: IncrementalityResult) -> str:
+    """The fit's diagnostics in plain words with their numbers, and a visible warning for each that
+    failed (Markdown)."""
+    d = result.diagnostics
+    rhat, ess = finite_number(d.get("rhat_max")), finite_number(d.get("ess_min"))
+    div, mape = finite_number(d.get("divergences")), finite_number(d.get("holdout_mape"))
+    seconds = finite_number(d.get("fit_seconds"))
+    lines = [
+        f"The model was fitted to {result.weeks - result.holdout_weeks} weeks ({result.start} to {result.end}, "
+        f"the last {result.holdout_weeks} held out and predicted)"
+        + (f" in {seconds:.0f} s" if seconds is not None else "")
+        + ".",
+        "",
+        f"- **Convergence**: the largest R-hat is {_num(rhat, 3)} (1.01 or less means the chains agree).",
+        f"- **Effective sample size**: at least {_num(ess, 0)} independent draws for every parameter.",
+        f"- **Divergences**: {_num(div, 0)} (any divergence means parts of the posterior were not explored).",
+        f"- **Held-out weeks**: the model predicted the last {result.holdout_weeks} weeks with a mean absolute "
+        f"percentage error of {format_value(mape, 'percent')}.",
+    ]
+    if result.warnings:
+        lines += ["", "**Warning: this fit did not pass every check; read its numbers with care.**", ""]
+        lines += [f"- {md_escape(w)}" for w in result.warnings]
+    else:
+        lines += ["", "Every check passed."]
+    return "\n".join(lines)
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def conclusion(result: IncrementalityResult, currency: str) -> str:
+    """What marketing caused, in a few sentences (Markdown): the channels with the highest and lowest
+    incremental ROI, where attribution over- or under-credits most, and the budget scenario's gain."""
+    c = result.channels.dropna(subset=["incremental_roi"])
+    if c.empty:
+        return "The mix model gives no incremental ROI for this window: " + "; ".join(map(md_escape, result.notes))
+    best, worst = c["incremental_roi"].idxmax(), c["incremental_roi"].idxmin()
+    parts = [
+        f"Over {result.start} to {result.end}, **{md_escape(best)}** returned the most revenue per unit of "
+        f"activity cost that it caused: {_roi(c.loc[best])}; **{md_escape(worst)}** the least: {_roi(c.loc[worst])}."
+    ]
+    ratio = c["attribution_to_incremental"].replace([np.inf, -np.inf], np.nan).dropna()
+    if len(ratio):
+        over = ratio.idxmax()
+        parts.append(
+            f"Attribution credits **{md_escape(over)}** with {ratio[over]:.1f} times the revenue its spend caused: "
+            "it captures demand other channels created."
+        )
+    s = result.budget_summary or {}
+    gain = finite_number((s.get("gain") or {}).get("revenue")) if isinstance(s.get("gain"), dict) else None
+    if gain is not None:
+        parts.append(
+            f"Spreading next quarter's {format_value(s.get('budget'), 'money', currency=currency)} as the optimiser "
+            f"suggests would add about {format_value(gain, 'money', currency=currency)} of expected revenue."
+        )
+    if result.warnings:
+        parts.append("The fit did not pass every diagnostic check (above): treat these numbers as indicative.")
+    return " ".join(parts)
+
+
+def _roi(row: pd.Series) -> str:
+    return (
+        f"{row['incremental_roi']:.2f} ({row['incremental_roi_low']:.2f}-{row['incremental_roi_high']:.2f}) "
+        "of revenue per unit of cost"
+    )
+
+
+# -- charts -------------------------------------------------------------------------------------------
+
+
+def plot_weekly_fit(result: IncrementalityResult, *, ax: Axes, title: str = "") -> Axes:
+    """The target a week, the model's prediction with its 90% interval, and the held-out weeks shaded."""
+    w = result.weekly
+    x = pd.to_datetime(w.index)
+    ax.fill_between(x, w["predicted_low"], w["predicted_high"], color="#9ecae1", alpha=0.5, label="90% interval")
+    ax.plot(x, w["predicted"], color="#3182bd", lw=1.5, label="model")
+    ax.plot(x, w["target"], color="#222222", lw=1.0, marker=".", ms=3, label="actual")
+    held = w[w["holdout"].astype(bool)] if "holdout" in w else w.iloc[0:0]
+    if len(held):
+        ax.axvspan(pd.to_datetime(held.index[0]), pd.to_datetime(held.index[-1]), color="#eeeeee", label="held out")
+    ax.set_ylabel(f"{_unit_words(result)} a week")
+    ax.set_title(title or f"Weekly {_unit_words(result)}: actual and model")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return ax
+
+
+def plot_roi_comparison(result: IncrementalityResult, *, ax: Axes, title: str = "") -> Axes:
+    """Incremental ROI per channel with its 90% interval, beside attribution ROI on the same cost."""
+    c = result.channels.sort_values("incremental_roi", na_position="first")
+    y = np.arange(len(c))
+    mid = c["incremental_roi"].to_numpy(float)
+    err = np.vstack([mid - c["incremental_roi_low"].to_numpy(float), c["incremental_roi_high"].to_numpy(float) - mid])
+    ax.barh(y, np.nan_to_num(mid), color="#3182bd", height=0.5, label="incremental ROI (90% interval)")
+    ax.errorbar(np.nan_to_num(mid), y, xerr=np.nan_to_num(err), fmt="none", ecolor="#222222", capsize=3, lw=1)
+    ax.scatter(c["attribution_roi_activity_cost"], y, marker="D", color="#e6550d", zorder=3, label="attribution ROI")
+    ax.set_yticks(y, [str(ch) for ch in c.index])
+    ax.axvline(0, color="#888888", lw=0.8)
+    ax.set_xlabel("revenue per unit of activity cost")
+    ax.set_title(title or "What each channel caused, and what attribution credits it with")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return ax
+
+
+def plot_response_curves(
+    result: IncrementalityResult, *, ax: Axes, currency: str, channels: Sequence[str] | None = None, title: str = ""
+) -> Axes:
+    """Expected incremental target a week against a constant weekly cost, per channel, with the current
+    weekly cost marked."""
+    curves = result.response_curves
+    marginal = result.marginal
+    names = list(channels) if channels is not None else list(dict.fromkeys(curves["channel"]))
+    for name in names:
+        part = curves[curves["channel"] == name]
+        (line,) = ax.plot(part["weekly_cost"], part["incremental"], lw=1.5, label=str(name))
+        if name in marginal.index:
+            now = finite_number(marginal.loc[name, "current_weekly_cost"])
+            if now is not None and len(part):
+                y_now = float(np.interp(now, part["weekly_cost"], part["incremental"]))
+                ax.plot([now], [y_now], marker="o", color=line.get_color())
+    ax.set_xlabel(f"weekly activity cost ({currency})" if currency else "weekly activity cost")
+    ax.set_ylabel(f"incremental {_unit_words(result)} a week")
+    ax.set_title(title or "Response curves (dots: today's weekly cost)")
+    ax.legend(fontsize=8, frameon=False)
+    return ax
