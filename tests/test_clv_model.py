@@ -393,7 +393,9 @@ def test_bgnbd_fit_recovers_known_parameters_from_a_synthetic_crm(tmp_path):
     truth = {
         "r": TRUTH_BG["r"],
         "alpha_scale": TRUTH_BG["alpha"],  # Email, the larger channel, is the reference
-        "purchase_coefficient_alpha[g0]": math.log(TRUTH_BG["referral_rate"]),  # alpha / e^coef for Referral
+        "purchase_coefficient_alpha[group=Referral]": math.log(
+            TRUTH_BG["referral_rate"]
+        ),  # alpha / e^coef for Referral
     }
     for name, value in truth.items():
         assert p.loc[name, "low"] <= value <= p.loc[name, "high"], (name, value, p.loc[name].to_dict())
