@@ -461,8 +461,9 @@ class ClvResult:
         Every :class:`ClvSettings` value used.
     accounts : pandas.DataFrame
         Per account (index ``account_id``): the :func:`account_summary` columns, ``group`` and
-        ``clv``, ``clv_low``, ``clv_high`` (expected gross profit of the horizon, currency; NaN for
-        accounts acquired before the data, with ``clv_reason``).
+        ``clv``, ``clv_low``, ``clv_high`` (expected gross profit of the horizon, currency; 0 for a
+        subscription already lost; NaN for accounts acquired before the data, with ``clv_reason``);
+        BG/NBD adds ``p_alive``, the probability the account is still a customer.
     channels : pandas.DataFrame
         Per channel (index ``channel``): ``group``, ``customers`` (accounts in the fit), ``clv``,
         ``clv_low``, ``clv_high`` (a new customer's expected gross profit over the horizon,
@@ -627,7 +628,8 @@ def _check_enough(fitted: pd.DataFrame, model: str, s: ClvSettings) -> None:
         if int(fitted["renewals"].sum()) == 0:
             raise KpiInputError(
                 "modelled CLV: the shifted beta-geometric model needs renewals, and no won deal of an account "
-                "acquired in the data has `opportunities.type` renewal; set `model: bgnbd`, or add the type column"
+                "acquired in the data has `opportunities.type` renewal yet; use a later quarter (more history), or set "
+                "`model: bgnbd`"
             )
         n = int((fitted["periods_observed"] >= 2).sum())
         what = f"customers whose first renewal was due at least {s.renewal_grace_days} days before the cutoff"
@@ -855,7 +857,7 @@ def _fit_sbg(accounts: pd.DataFrame, reference: str, others: list[str], s: ClvSe
 
     cohorts = train["cohort"].value_counts().sort_index()
     weights = (cohorts / cohorts.sum()).to_dict()
-    fitted_cohorts = set(cohorts.index)
+    fitted_cohorts = sorted(cohorts.index)  # sorted, not a set: the same sums in every process
     horizon = s.horizon_periods
     # Rows to predict: S(n) = P(active in period n) = alive(T = n - 1), for every group x cohort and
     # every account; S(1) = 1 needs no prediction (the library refuses T = 0).
@@ -868,7 +870,7 @@ def _fit_sbg(accounts: pd.DataFrame, reference: str, others: list[str], s: ClvSe
     active = data[data["periods_active"] >= data["periods_observed"]]
     for acc, r in active.iterrows():
         t0 = int(r["T"])
-        for c in [r["cohort"]] if r["cohort"] in fitted_cohorts else sorted(fitted_cohorts):
+        for c in [r["cohort"]] if r["cohort"] in weights else fitted_cohorts:
             for n in range(t0, t0 + horizon + 1):  # S(T_i) ... S(T_i + H)
                 if n >= 2:
                     rows.append({"customer_id": f"a|{acc}|{c}|{n}", "group": r["group"], "cohort": c, "T": n - 1})
@@ -899,7 +901,7 @@ def _fit_sbg(accounts: pd.DataFrame, reference: str, others: list[str], s: ClvSe
     future_draws: dict[str, np.ndarray] = {}
     for acc, r in active.iterrows():
         t0 = int(r["T"])
-        cs = [r["cohort"]] if r["cohort"] in fitted_cohorts else sorted(fitted_cohorts)
+        cs = [r["cohort"]] if r["cohort"] in weights else fitted_cohorts
         e = np.zeros(n_draws)
         for c in cs:
             w = 1.0 if len(cs) == 1 else weights[c]
@@ -989,15 +991,13 @@ def _fit_bgnbd(accounts: pd.DataFrame, reference: str, others: list[str], s: Clv
         group_clv[g] = s.gross_margin * (first + new_units[:, i] * repeat_value)
 
     ids = list(data["customer_id"])
-    future = _customer_values(bg.expected_purchases(data=data[["customer_id", "frequency", "recency", "T", *cols]],
-                                                    future_t=horizon), ids)  # fmt: skip
+    history = data[["customer_id", "frequency", "recency", "T", *cols]]
+    future = _customer_values(bg.expected_purchases(data=history, future_t=horizon), ids)
     per_spend = {c: spend[:, k] for k, c in enumerate(repeat["customer_id"])}
     value = {c: s.gross_margin * per_spend.get(c, population) for c in ids}
     out = accounts.copy()
     _account_clv(out, data, {c: future[:, k] for k, c in enumerate(ids)}, value, s)
-    alive = _customer_values(
-        bg.expected_probability_alive(data=data[["customer_id", "frequency", "recency", "T", *cols]]), ids
-    )
+    alive = _customer_values(bg.expected_probability_alive(data=history), ids)
     out["p_alive"] = pd.Series(alive.mean(axis=0), index=data.index)
     parameters, diagnostics = _diagnostics(parts, s)
     return _Fit(out, group_clv, {g: float(np.mean(u)) for g, u in units.items()}, {}, parameters, diagnostics)
@@ -1024,7 +1024,8 @@ def _channels(
     ]
     new_customers = in_window["channel"].value_counts()
     cost, cost_reason = _marketing_cost(src, first, q)
-    channels = sorted(set(acquired["channel"]) | {c for c in cost.index if c not in (UNALLOCATED,)})
+    # the channels customers came through, and those that cost something in the window
+    channels = sorted(set(acquired["channel"]) | {str(c) for c, v in cost.items() if v > 0 and c != UNALLOCATED})
     rows = []
     for i, ch in enumerate(channels):
         g = groups.get(ch, "")
@@ -1060,10 +1061,9 @@ def _channels(
             why = f"no customer was acquired through {ch} in {window}"
         elif c <= 0:
             why = f"no marketing cost of {ch} in {window} (CAC is 0)"
-        if why:
+        if why or draws is None:
             row |= {"clv_to_cac": math.nan, "clv_to_cac_low": math.nan, "clv_to_cac_high": math.nan}
         else:
-            assert draws is not None  # why is set otherwise
             ratio = float(K.clv_to_cac(float(np.mean(draws)), float(cac)))
             rng = np.random.default_rng([s.seed, 3, i])
             n_star = rng.poisson(n, size=len(draws)).astype(float)
