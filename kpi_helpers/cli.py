@@ -293,8 +293,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     def metrics_fn(*, quarter: str, **_: Any) -> dict[str, Any]:
         from .metrics import quarter_metrics
+        from .model_metrics import model_entries
 
-        return quarter_metrics(source(), quarter, attribution_model=model)
+        m = quarter_metrics(source(), quarter, attribution_model=model)
+        # the models' blocks: the same fits as notebooks 04 and 05 (cached, so computed once between them)
+        entries = model_entries(source(), m["quarter"], attribution_model=model, params=params)
+        m["undefined"] = {**(m.get("undefined") or {}), **entries.pop("undefined")}
+        return {**m, **entries}
 
     index = render_report(
         data=args.data,

@@ -259,12 +259,18 @@ class ClvSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ClvSettings:
-        """The defaults with ``goals.yml``'s ``gross_margin``, then ``overrides``.
+        """The defaults with ``goals.yml``'s ``gross_margin``, ``clv_model`` and ``clv_horizon_years``, then
+        ``overrides``.
 
         >>> ClvSettings.from_settings(Settings(gross_margin=0.75), horizon_years=2).gross_margin
         0.75
         """
-        return cls(**{"gross_margin": float(settings.gross_margin), **overrides})
+        from_file = {
+            "gross_margin": float(settings.gross_margin),
+            "model": str(settings.clv_model),
+            "horizon_years": float(settings.clv_horizon_years),
+        }
+        return cls(**{**from_file, **overrides})
 
     @property
     def horizon_months(self) -> int:

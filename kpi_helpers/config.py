@@ -460,6 +460,17 @@ class Settings:
     customer_lifetime_years: Annotated[
         Number, Field(gt=0, le=100, description="expected years a customer stays (1 / annual churn)")
     ] = 3.0
+    clv_model: Annotated[
+        typing.Literal["auto", "bgnbd", "sbg"],
+        Doc("`auto`, `bgnbd` or `sbg`"),
+        Field(
+            description="modelled CLV by channel: `sbg` (shifted beta-geometric) where deals are renewals, "
+            "`bgnbd` (BG/NBD with Gamma-Gamma) for repeat purchases, `auto` chooses from `opportunities.type`"
+        ),
+    ] = "auto"
+    clv_horizon_years: Annotated[
+        Number, Field(gt=0, le=50, description="years of future gross profit the modelled CLV counts")
+    ] = 3.0
     kpis: Annotated[
         tuple[KpiTarget, ...],
         BeforeValidator(_none_is_empty),
