@@ -217,7 +217,7 @@ class IncrementalityResult:
     ``value_per_unit`` (revenue per target unit), ``won_deals``, ``attributed_revenue``,
     ``attribution_roi_activity_cost`` and ``attribution_to_incremental`` (attribution ROI over incremental
     ROI). ``weekly`` is the fit per week (``target``, ``predicted`` with its 90% predictive interval,
-    ``baseline``, one column per channel's contribution, ``holdout``). ``response_curves`` (long:
+    ``baseline``, ``holdout``) and ``contributions`` each channel's mean contribution a week. ``response_curves`` (long:
     ``channel``, ``weekly_cost``, ``incremental``, ``revenue`` with intervals) and ``marginal`` (per
     channel at the current weekly cost) are at a constant weekly spend. ``budget`` (per channel) and
     ``budget_summary`` are the scenario, None when it could not be computed (``warnings`` says why).
@@ -235,6 +235,7 @@ class IncrementalityResult:
     channels: pd.DataFrame
     diagnostics: dict[str, Any]
     weekly: pd.DataFrame
+    contributions: pd.DataFrame
     response_curves: pd.DataFrame
     marginal: pd.DataFrame
     experiments: pd.DataFrame
@@ -295,6 +296,7 @@ class IncrementalityResult:
             "channels": self.channels,
             "diagnostics": dict(self.diagnostics),
             "weekly": self.weekly,
+            "contributions": self.contributions,
             "response_curves": self.response_curves,
             "marginal": self.marginal,
             "experiments": self.experiments,
@@ -323,6 +325,7 @@ class IncrementalityResult:
             channels=d["channels"],
             diagnostics=dict(d["diagnostics"]),
             weekly=d["weekly"],
+            contributions=d["contributions"],
             response_curves=d["response_curves"],
             marginal=d["marginal"],
             experiments=d["experiments"],
@@ -557,20 +560,20 @@ def _fit(
 ) -> IncrementalityResult:
     started = time.perf_counter()
     wd = mmm_data.weekly_data(src, end, target=s.target, weeks=s.weeks, min_weeks=s.min_weeks)
+    plan, current = _plan(wd, budget, bounds)
     n, h = wd.weeks, s.holdout_weeks
     channels = wd.channels
     cols = [f"c{i}" for i in range(len(channels))]  # channel names may be anything; columns must not clash
-    frame = wd.frame
-    X = pd.DataFrame({"date": frame.index.to_numpy()})
+    X = pd.DataFrame({"date": wd.y.index.to_numpy()})
     for c, col in zip(channels, cols, strict=True):
-        X[col] = frame[c].to_numpy(float)
+        X[col] = wd.spend[c].to_numpy(float)
     X["trend"] = np.arange(n, dtype=float) / (n - h)  # 0 at the start, 1 at the fit's last week
-    holiday = _holiday_share(pd.DatetimeIndex(frame.index))
+    holiday = _holiday_share(pd.DatetimeIndex(wd.y.index))
     controls = ["trend"]
     if holiday[: n - h].any():
         X["holiday"] = holiday
         controls.append("holiday")
-    y = pd.Series(frame["target"].to_numpy(float), name="target")
+    y = pd.Series(wd.y.to_numpy(float), name="target")
     X_fit, y_fit = X.iloc[: n - h].reset_index(drop=True), y.iloc[: n - h].reset_index(drop=True)
 
     stop = wd.end + dt.timedelta(days=1)
@@ -608,7 +611,6 @@ def _fit(
     values = _value_draws(fv, channels, draws, rng)
 
     diagnostics = _diagnostics(idata, mmm, pred, y.to_numpy(float), h, s)
-    diagnostics["fit_seconds"] = round(time.perf_counter() - started, 1)
     warns += _diagnostic_warnings(diagnostics, s)
 
     cost = wd.cost.reindex(list(channels)).to_numpy(float)
@@ -649,21 +651,24 @@ def _fit(
     if len(attributed) == 0:
         notes.append("attribution ROI is n/a: attribution needs `leads` and `opportunities`")
 
-    weekly = _weekly(frame, channels, contrib, pred, h)
+    weekly, contributions = _weekly(wd, contrib, pred, h)
     scales = _scales(mmm, cols)
-    current = frame[list(channels)].iloc[-QUARTER_WEEKS:].mean().to_numpy(float)
     curves, marginal = _curves(mmm, idata, channels, scales, current, values)
     notes.append(f"lift tests used: {lifts}" if lifts else "no lift test calibrates this fit")
-    budget_table, summary, budget_warning = _budget(mmm, channels, cols, wd, current, values, budget, bounds, s)
+    budget_table, summary, budget_warning = _budget(mmm, cols, wd, plan, values)
     if budget_warning:
         warns.append(budget_warning)
     unit = "leads" if s.target == "leads" else "currency"
+    per = (
+        "lead created in it (its lead-to-won rate times its average won amount)"
+        if s.target == "leads"
+        else "unit of new-business pipeline its leads created in it"
+    )
     basis = (
         f"Revenue through the funnel: each incremental {'lead' if s.target == 'leads' else 'unit of pipeline'} "
-        f"times the channel's new-business revenue won in the window ({wd.start} to {wd.end}) per "
-        f"{'lead' if s.target == 'leads' else 'unit of pipeline'} created in it (its lead-to-won rate times its "
-        "average won amount), from the data; attribution ROI credits the same won revenue by the "
-        f"`{attribution_model}` model. Both divide by the same activity cost (media and production) in the window."
+        f"times the channel's new-business revenue won in the window ({wd.start} to {wd.end}) per {per}, from the "
+        f"data; attribution ROI credits the same won revenue by the `{attribution_model}` model. Both divide by "
+        "the same activity cost (media and production) in the window."
     )
     diagnostics["fit_seconds"] = round(time.perf_counter() - started, 1)
     return IncrementalityResult(
@@ -679,6 +684,7 @@ def _fit(
         channels=chan,
         diagnostics=diagnostics,
         weekly=weekly,
+        contributions=contributions,
         response_curves=curves,
         marginal=marginal,
         experiments=_experiment_frame(wd.experiments),
@@ -823,24 +829,26 @@ def _diagnostic_warnings(d: Mapping[str, Any], s: MmmSettings) -> list[str]:
 
 
 def _weekly(
-    frame: pd.DataFrame, channels: tuple[str, ...], contrib: np.ndarray, pred: np.ndarray, h: int
-) -> pd.DataFrame:
+    wd: mmm_data.WeeklyData, contrib: np.ndarray, pred: np.ndarray, h: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The fit a week (target, prediction with its 90% interval, baseline, holdout flag) and the channels'
+    mean contributions a week (one column per channel)."""
     _, lo, hi = _quantiles(pred, axis=1)
-    out = pd.DataFrame(
+    index = pd.DatetimeIndex(wd.y.index, name="week")
+    means = contrib.mean(axis=2)  # (channels, weeks)
+    weekly = pd.DataFrame(
         {
-            "target": frame["target"].to_numpy(float),
+            "target": wd.y.to_numpy(float),
             "predicted": pred.mean(axis=1),
             "predicted_low": lo,
             "predicted_high": hi,
+            "baseline": pred.mean(axis=1) - means.sum(axis=0),
+            "holdout": np.arange(len(index)) >= len(index) - h,
         },
-        index=pd.DatetimeIndex(frame.index, name="week"),
+        index=index,
     )
-    means = contrib.mean(axis=2)  # (channels, weeks)
-    out["baseline"] = out["predicted"] - means.sum(axis=0)
-    for i, c in enumerate(channels):
-        out[c] = means[i]
-    out["holdout"] = np.arange(len(out)) >= len(out) - h
-    return out
+    contributions = pd.DataFrame(means.T, index=index, columns=pd.Index(list(wd.channels), name="channel"))
+    return weekly, contributions
 
 
 def _scales(mmm: MMM, cols: list[str]) -> tuple[np.ndarray, float]:
@@ -910,43 +918,71 @@ def _curves(
     return curves, marginal
 
 
-def _budget(
-    mmm: MMM,
-    channels: tuple[str, ...],
-    cols: list[str],
-    wd: mmm_data.WeeklyData,
-    current: np.ndarray,
-    values: np.ndarray,
-    budget: float | None,
-    bounds: Mapping[str, tuple[float, float]],
-    s: MmmSettings,
-) -> tuple[pd.DataFrame | None, dict[str, Any] | None, str]:
-    """The next quarter's budget allocated by PyMC-Marketing's optimiser, against today's split."""
-    import xarray as xr
-    from pymc_marketing.mmm.multidimensional import MultiDimensionalBudgetOptimizerWrapper
+@dataclass(frozen=True)
+class _Plan:
+    """The budget scenario's amounts per channel for the quarter (currency): today's split of the budget and
+    the bounds."""
 
+    total: float
+    split: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def _plan(
+    wd: mmm_data.WeeklyData, budget: float | None, bounds: Mapping[str, tuple[float, float]]
+) -> tuple[_Plan, np.ndarray]:
+    """Today's weekly cost per channel (the last 13 weeks' average) and the scenario's amounts, checked
+    before anything is fitted."""
+    channels = wd.channels
     unknown = sorted(set(bounds) - set(channels))
     if unknown:
         raise KpiInputError(
             f"budget bounds name {', '.join(f'`{c}`' for c in unknown)}, which the model does not have; "
             f"its channels are {', '.join(f'`{c}`' for c in channels)}"
         )
-    today = current * QUARTER_WEEKS  # the last 13 weeks' activity cost, currency
-    total = float(budget) if budget is not None else float(today.sum())
-    split = today / today.sum() * total
-    lo = DEFAULT_BOUNDS[0] * split
-    hi = DEFAULT_BOUNDS[1] * split
+    current = wd.spend[list(channels)].iloc[-QUARTER_WEEKS:].mean().to_numpy(float)
+    # today's split: the last quarter's, or the window's when every channel paused in the last quarter
+    shares = current if current.sum() > 0 else wd.cost.reindex(list(channels)).to_numpy(float)
+    total = float(budget) if budget is not None else float(current.sum() * QUARTER_WEEKS)
+    split = shares / shares.sum() * total
+    lo, hi = DEFAULT_BOUNDS[0] * split, DEFAULT_BOUNDS[1] * split
     for i, c in enumerate(channels):
         if c in bounds:
-            b_lo, b_hi = (float(x) for x in bounds[c])
+            try:
+                b_lo, b_hi = (float(x) for x in bounds[c])
+            except (TypeError, ValueError):
+                raise KpiInputError(
+                    f"budget bounds of `{c}` must be two amounts (low, high), got {bounds[c]!r}"
+                ) from None
             if not (0 <= b_lo <= b_hi):
                 raise KpiInputError(f"budget bounds of `{c}` must satisfy 0 <= low <= high, got {bounds[c]!r}")
             lo[i], hi[i] = b_lo, b_hi
-    if not lo.sum() <= total <= hi.sum():
+    if not total > 0:
+        raise KpiInputError(
+            "no activity cost in the window's last 13 weeks to plan from: pass the next quarter's `budget`"
+        )
+    if not lo.sum() * (1 - 1e-9) <= total <= hi.sum() * (1 + 1e-9):
         raise KpiInputError(
             f"the budget {total:,.0f} cannot be split within the bounds (their lows add up to {lo.sum():,.0f}, "
             f"their highs to {hi.sum():,.0f}): widen the bounds or change the budget"
         )
+    return _Plan(total, split, lo, hi), current
+
+
+def _budget(
+    mmm: MMM,
+    cols: list[str],
+    wd: mmm_data.WeeklyData,
+    plan: _Plan,
+    values: np.ndarray,
+) -> tuple[pd.DataFrame | None, dict[str, Any] | None, str]:
+    """The next quarter's budget allocated by PyMC-Marketing's optimiser, against today's split."""
+    import xarray as xr
+    from pymc_marketing.mmm.multidimensional import MultiDimensionalBudgetOptimizerWrapper
+
+    channels = wd.channels
+    total, split, lo, hi = plan.total, plan.split, plan.low, plan.high
     start = wd.end + dt.timedelta(days=1)
     last = start + dt.timedelta(weeks=QUARTER_WEEKS - 1)
     revenue_known = bool(np.isfinite(values).all())

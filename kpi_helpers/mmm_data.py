@@ -75,16 +75,17 @@ EXPERIMENT_COLUMNS = ("channel", "start", "end", "x", "delta_x", "delta_y", "sig
 
 @dataclass(frozen=True)
 class WeeklyData:
-    """The weekly frame of a window: target and activity cost per channel, plus the lift tests.
+    """The weekly data of a window: the target and each channel's activity cost, plus the lift tests.
 
-    ``frame`` is indexed by ``week`` (the Monday, ``datetime64``) and holds ``target`` (leads, or
-    pipeline in currency) then one column per channel in :attr:`channels` (activity cost, currency),
-    all floats. ``experiments`` holds the usable lift tests (:data:`EXPERIMENT_COLUMNS`); ``notes``
-    says in words what was left out and why.
+    ``y`` (the target a week: leads, or pipeline in currency) and ``spend`` (one column per channel in
+    :attr:`channels`: activity cost a week, currency) share their index ``week`` (the Monday,
+    ``datetime64[ns]``); all floats. ``experiments`` holds the usable lift tests
+    (:data:`EXPERIMENT_COLUMNS`); ``notes`` says in words what was left out and why.
     """
 
     target: str
-    frame: pd.DataFrame
+    y: pd.Series
+    spend: pd.DataFrame
     channels: tuple[str, ...]
     experiments: pd.DataFrame
     notes: tuple[str, ...] = field(default=())
@@ -92,21 +93,21 @@ class WeeklyData:
     @property
     def start(self) -> dt.date:
         """The window's first day (a Monday)."""
-        return pd.Timestamp(self.frame.index[0]).date()
+        return pd.Timestamp(self.y.index[0]).date()
 
     @property
     def end(self) -> dt.date:
         """The window's last day (a Sunday)."""
-        return pd.Timestamp(self.frame.index[-1]).date() + 6 * DAY
+        return pd.Timestamp(self.y.index[-1]).date() + 6 * DAY
 
     @property
     def weeks(self) -> int:
-        return len(self.frame)
+        return len(self.y)
 
     @property
     def cost(self) -> pd.Series:
         """Activity cost per channel over the window (currency)."""
-        return self.frame[list(self.channels)].sum()
+        return self.spend[list(self.channels)].sum()
 
 
 def _monday(day: dt.date) -> dt.date:
@@ -222,10 +223,10 @@ def weekly_data(
             "cannot be told from the baseline: book its cost by the day or week it was spent, or leave its rows "
             "out of `spend`"
         )
-    frame = pd.concat([y.rename("target").astype(float), cost], axis=1)
-    frame.index.name = "week"
+    y = y.astype(float).rename(target)
+    y.index.name = cost.index.name = "week"
     experiments, notes = _experiments(src, target, channels)
-    return WeeklyData(target, frame, channels, experiments, tuple(notes))
+    return WeeklyData(target, y, cost, channels, experiments, tuple(notes))
 
 
 def _weekly_target(src: DataSource, target: str, start: dt.date, stop: dt.date) -> pd.Series:

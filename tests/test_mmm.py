@@ -93,13 +93,13 @@ def test_weekly_leads_and_activity_cost_by_hand(tmp_path):
     wd = mmm_data.weekly_data(tiny(tmp_path), END, weeks=6, min_weeks=4)
     # The week of 2024-12-30 is left out: spend covers 2025-01-01 on, not its Monday and Tuesday.
     assert (wd.start, wd.end, wd.weeks) == (dt.date(2025, 1, 6), dt.date(2025, 2, 16), 6)
-    assert list(wd.frame.index) == list(pd.to_datetime(WEEKS))
+    assert list(wd.y.index) == list(wd.spend.index) == list(pd.to_datetime(WEEKS))
     # Events has only sales cost and `(unallocated)` is no channel: neither is modelled.
     assert wd.channels == ("Email", "Paid Search")
+    # L1 (Monday 00:00) and L2 (Sunday 23:59); L3; L4 and L5; none; L6; L7, L8 and L9 (Sunday 23:00)
+    assert wd.y.tolist() == [2.0, 1.0, 2.0, 0.0, 1.0, 3.0]
     expected = pd.DataFrame(
         {
-            # L1 (Monday 00:00) and L2 (Sunday 23:59); L3; L4 and L5; none; L6; L7, L8 and L9 (Sunday 23:00)
-            "target": [2.0, 1.0, 2.0, 0.0, 1.0, 3.0],
             # production only: software is fixed cost; two campaigns in the week of 02-10 add up
             "Email": [70.0, 0.0, 0.0, 30.0, 0.0, 75.0],
             # media only, labour left out; nothing on 01-20 is a zero, the spend table covers the week
@@ -107,7 +107,7 @@ def test_weekly_leads_and_activity_cost_by_hand(tmp_path):
         },
         index=pd.DatetimeIndex(pd.to_datetime(WEEKS).as_unit("ns"), name="week"),
     )
-    pd.testing.assert_frame_equal(wd.frame, expected, check_freq=False)
+    pd.testing.assert_frame_equal(wd.spend, expected, check_freq=False)
     assert wd.cost.to_dict() == {"Email": 175.0, "Paid Search": 890.0}
 
 
@@ -124,7 +124,7 @@ def test_weekly_pipeline_counts_new_business_created(tmp_path):
     wd = mmm_data.weekly_data(tiny(tmp_path), END, target="pipeline", weeks=6, min_weeks=4)
     # O4 (sales-sourced, new) in the week of 01-13, O1 in that of 01-20, O2 (type empty: new) in that of 02-03;
     # O3 is a renewal
-    assert wd.frame["target"].tolist() == [0.0, 300.0, 1000.0, 0.0, 500.0, 0.0]
+    assert wd.y.tolist() == [0.0, 300.0, 1000.0, 0.0, 500.0, 0.0]
     # lift tests measure leads: they cannot calibrate a model of pipeline
     assert wd.experiments.empty
     assert any("do not calibrate a model of pipeline" in n for n in wd.notes)
@@ -417,3 +417,19 @@ def test_planted_truth_lies_inside_the_intervals(planted):
             value,
             by[channel],
         )
+
+
+def test_budget_arguments_are_checked_before_fitting(tmp_path, monkeypatch):
+    write_planted(tmp_path / "planted")
+    src = DataSource.open(tmp_path / "planted")
+
+    def build(*args, **kwargs):
+        raise AssertionError("reached the fit")
+
+    monkeypatch.setattr(M, "_build", build)
+    with pytest.raises(KpiInputError, match=r"budget bounds name `TV`, which the model does not have"):
+        M.fit_incrementality(src, "current", bounds={"TV": (0.0, 1.0)})
+    with pytest.raises(KpiInputError, match=r"cannot be split within the bounds"):
+        M.fit_incrementality(src, "current", budget=1e6, bounds={"Search": (0.0, 10.0), "Social": (0.0, 10.0)})
+    with pytest.raises(KpiInputError, match=r"must satisfy 0 <= low <= high"):
+        M.fit_incrementality(src, "current", bounds={"Search": (5.0, 1.0)})
