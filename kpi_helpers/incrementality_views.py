@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ROI_LABELS",
+    "budget_gain",
     "budget_table",
     "calibration_table",
     "conclusion",
@@ -86,33 +87,59 @@ def calibration_table(calibrated: IncrementalityResult, plain: IncrementalityRes
     return out
 
 
-def budget_table(result: IncrementalityResult) -> tuple[pd.DataFrame, dict[str, str]] | None:
+def budget_table(result: IncrementalityResult) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]] | None:
     """The budget scenario per channel (today's split and the optimiser's, with the expected incremental
-    target and revenue of each, 90% intervals), and its units; None without a scenario."""
+    target and revenue of each, 90% intervals), its units and headers; None without a scenario."""
     if result.budget is None or result.budget.empty:
         return None
     b = result.budget.copy()
-    units = {col.removesuffix("_low").removesuffix("_high"): "money" for col in b.columns if "budget" in col}
+    units: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    target = _unit_words(result)
     for col in b.columns:
         base = col.removesuffix("_low").removesuffix("_high")
-        if base in units:
+        kind, _, split = base.rpartition("_")
+        if base.endswith("_budget"):
+            units[base], labels[base] = "money", f"Budget, {base.removesuffix('_budget')} split"
             continue
-        units[base] = "money" if ("revenue" in base or result.target != "leads") else "count"
-    return b, units
+        money = kind == "revenue" or result.target != "leads"
+        units[base] = "money" if money else "count"
+        labels[base] = f"{'Revenue' if kind == 'revenue' else 'Incremental ' + target}, {split} split"
+    return b, units, labels
+
+
+def budget_gain(result: IncrementalityResult, currency: str, revenue_target: float | None = None) -> str:
+    """The budget scenario's expected gain over today's split in a sentence (Markdown), with its 90%
+    interval and, given ``revenue_target``, its share of it; "" without a scenario."""
+    s = result.budget_summary or {}
+    gain = finite_number(s.get("revenue_gain"))
+    if gain is None:
+        return ""
+    low, high = finite_number(s.get("revenue_gain_low")), finite_number(s.get("revenue_gain_high"))
+
+    def money(value: object) -> str:
+        return format_value(value, "money", currency=currency)
+
+    text = (
+        f"Spreading next quarter's {money(s.get('budget'))} as the optimiser suggests "
+        f"would add about {money(gain)} of expected revenue through the funnel "
+        f"({money(low)} to {money(high)}, 90%) over today's split"
+    )
+    if revenue_target:
+        target = money(revenue_target)
+        text += f": {gain / revenue_target:.1%} of the quarter's revenue target ({target})"
+    return text + "."
 
 
 def diagnostics_text(result: IncrementalityResult) -> str:
     """The fit's diagnostics in plain words with their numbers, and a visible warning for each that
-    failed (Markdown)."""
+    failed (Markdown). No timing: the same data and kit give the same page."""
     d = result.diagnostics
     rhat, ess = finite_number(d.get("rhat_max")), finite_number(d.get("ess_min"))
     div, mape = finite_number(d.get("divergences")), finite_number(d.get("holdout_mape"))
-    seconds = finite_number(d.get("fit_seconds"))
     lines = [
         f"The model was fitted to {result.weeks - result.holdout_weeks} weeks ({result.start} to {result.end}, "
-        f"the last {result.holdout_weeks} held out and predicted)"
-        + (f" in {seconds:.0f} s" if seconds is not None else "")
-        + ".",
+        f"the last {result.holdout_weeks} held out and predicted).",
         "",
         f"- **Convergence**: the largest R-hat is {_num(rhat, 3)} (1.01 or less means the chains agree).",
         f"- **Effective sample size**: at least {_num(ess, 0)} independent draws for every parameter.",
@@ -138,31 +165,28 @@ def conclusion(result: IncrementalityResult, currency: str) -> str:
     c = result.channels.dropna(subset=["incremental_roi"])
     if c.empty:
         return "The mix model gives no incremental ROI for this window: " + "; ".join(map(md_escape, result.notes))
-    best, worst = c["incremental_roi"].idxmax(), c["incremental_roi"].idxmin()
+    best, worst = str(c["incremental_roi"].idxmax()), str(c["incremental_roi"].idxmin())
     parts = [
         f"Over {result.start} to {result.end}, **{md_escape(best)}** returned the most revenue per unit of "
         f"activity cost that it caused: {_roi(c.loc[best])}; **{md_escape(worst)}** the least: {_roi(c.loc[worst])}."
     ]
     ratio = c["attribution_to_incremental"].replace([np.inf, -np.inf], np.nan).dropna()
     if len(ratio):
-        over = ratio.idxmax()
-        parts.append(
-            f"Attribution credits **{md_escape(over)}** with {ratio[over]:.1f} times the revenue its spend caused: "
-            "it captures demand other channels created."
-        )
-    s = result.budget_summary or {}
-    gain = finite_number((s.get("gain") or {}).get("revenue")) if isinstance(s.get("gain"), dict) else None
-    if gain is not None:
-        parts.append(
-            f"Spreading next quarter's {format_value(s.get('budget'), 'money', currency=currency)} as the optimiser "
-            f"suggests would add about {format_value(gain, 'money', currency=currency)} of expected revenue."
-        )
+        over = str(ratio.idxmax())
+        if ratio.max() > 1:
+            parts.append(
+                f"Attribution credits **{md_escape(over)}** with {ratio.max():.1f} times the revenue its spend "
+                "caused: it captures demand other channels created."
+            )
+    gain = budget_gain(result, currency)
+    if gain:
+        parts.append(gain)
     if result.warnings:
         parts.append("The fit did not pass every diagnostic check (above): treat these numbers as indicative.")
     return " ".join(parts)
 
 
-def _roi(row: pd.Series) -> str:
+def _roi(row: pd.Series | pd.DataFrame) -> str:
     return (
         f"{row['incremental_roi']:.2f} ({row['incremental_roi_low']:.2f}-{row['incremental_roi_high']:.2f}) "
         "of revenue per unit of cost"

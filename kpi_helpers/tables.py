@@ -107,6 +107,10 @@ def styled_table(
     if max_rows is not None:
         data = data.head(max_rows)
     data.columns = pd.Index([str(c) if not isinstance(c, tuple) else " ".join(map(str, c)) for c in data.columns])
+    for c in data.columns:  # an interval's bounds take the unit given for its value
+        base = c.removesuffix("_low").removesuffix("_high")
+        if base != c and base in units and c not in units:
+            units[c] = units[base]
     kinds = {c: _column_unit(data[c], c, units, unit) for c in data.columns}
     data, kinds = _with_ranges(data, kinds, currency)
     labels = dict(labels or {})

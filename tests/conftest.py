@@ -128,6 +128,9 @@ def _kpi_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     import os
 
     os.environ["KPI_CACHE_DIR"] = str(tmp_path_factory.mktemp("kpi-cache"))
+    # Reports in the suite fit the mix model and the CLV model with few draws: the tests check the pipeline
+    # and the pages; accuracy is the recovery benchmark's and tests/test_mmm.py's, on their own settings.
+    os.environ.setdefault("KPI_MODEL_DRAWS", "50")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,7 +141,8 @@ def _kpi_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
 #: than test by test. `make test` (CI) runs them all.
 SLOW_MODULES = frozenset(
     {
-        "test_asof", "test_attribution", "test_backtest", "test_cache", "test_changes", "test_cli", "test_coverage",
+        "test_asof", "test_attribution", "test_backtest", "test_cache", "test_changes", "test_cli", "test_clv_model",
+        "test_coverage", "test_mmm", "test_model_metrics",
         "test_exports", "test_facts", "test_forecast", "test_hostile", "test_kernels", "test_mapping",
         "test_metrics", "test_presets", "test_registry_alone", "test_sample", "test_source", "test_sqlguard",
         "test_uncertainty", "test_validation",
