@@ -67,6 +67,8 @@ bench: $(STAMP) ## run the benchmarks (prints figures; minutes)
 	$(BIN)/python benchmarks/bench_report.py --repeat 3
 	$(BIN)/python benchmarks/bench_scale.py --steps validate,metrics,report,again --repeat 3
 	$(BIN)/python benchmarks/bench_attribution.py
+	$(BIN)/python benchmarks/bench_forecast.py
+	$(BIN)/python benchmarks/bench_models.py
 
 clean: ## remove rendered reports and caches (keeps .venv)
 	rm -rf $(OUT)/*/ $(OUT)/index.html .pytest_cache .ruff_cache .hypothesis

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .formats import finite_number, format_value
-from .markup import md_escape
+from .markup import bullets, md_escape
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -26,12 +26,15 @@ __all__ = [
     "budget_gain",
     "budget_table",
     "calibration_table",
+    "caused_last_quarter",
     "conclusion",
     "diagnostics_text",
+    "notes_text",
     "plot_response_curves",
     "plot_roi_comparison",
     "plot_weekly_fit",
     "roi_table",
+    "unavailable",
 ]
 
 #: the columns of :func:`roi_table` and their headers
@@ -159,16 +162,46 @@ def _num(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
-def conclusion(result: IncrementalityResult, currency: str) -> str:
-    """What marketing caused, in a few sentences (Markdown): the channels with the highest and lowest
-    incremental ROI, where attribution over- or under-credits most, and the budget scenario's gain."""
+def unavailable(problem: str) -> str:
+    """Why the page has no mix model, as a plain sentence (for ``Page.say``, which escapes it)."""
+    return f"The mix model cannot run on this data: {problem.rstrip('.')}."
+
+
+def notes_text(notes: Sequence[str]) -> str:
+    """What a reader should know about a fit, as a Markdown list (escaped)."""
+    return bullets(notes)
+
+
+def caused_last_quarter(result: IncrementalityResult) -> tuple[float, float | None]:
+    """The target (leads or pipeline) the channels' activity caused in the window's last 13 weeks, and its
+    revenue through the funnel (None where a channel's revenue per unit is unknown): the model's mean
+    weekly contributions, summed, times each channel's revenue per unit."""
+    recent = result.contributions.tail(13).sum()
+    units = float(recent.sum())
+    value = result.channels["value_per_unit"].reindex(recent.index)
+    revenue = None if value.isna().any() else float((recent * value).sum())
+    return units, revenue
+
+
+def conclusion(result: IncrementalityResult, currency: str, revenue_target: float | None = None) -> str:
+    """What marketing caused, in a few sentences (Markdown): what the activity of the window's last quarter
+    caused against the quarter's revenue target, the channels with the highest and lowest incremental
+    ROI, where attribution credits most beyond what a channel caused, and the budget scenario's gain."""
     c = result.channels.dropna(subset=["incremental_roi"])
     if c.empty:
         return "The mix model gives no incremental ROI for this window: " + "; ".join(map(md_escape, result.notes))
     best, worst = str(c["incremental_roi"].idxmax()), str(c["incremental_roi"].idxmin())
+    units, revenue = caused_last_quarter(result)
+    caused = f"In the window's last 13 weeks the channels' activity caused about {units:,.0f} {_unit_words(result)}"
+    if revenue is not None:
+        caused += f", worth {format_value(revenue, 'money', currency=currency)} of revenue through the funnel"
+        if revenue_target:
+            target = format_value(revenue_target, "money", currency=currency)
+            caused += f" ({revenue / revenue_target:.0%} of the quarter's revenue target of {target})"
     parts = [
-        f"Over {result.start} to {result.end}, **{md_escape(best)}** returned the most revenue per unit of "
-        f"activity cost that it caused: {_roi(c.loc[best])}; **{md_escape(worst)}** the least: {_roi(c.loc[worst])}."
+        caused + ".",
+        f"From {result.start} to {result.end}, **{md_escape(best)}** returned the most revenue per unit of "
+        f"activity cost that it caused: {_roi(c.loc[best])}; **{md_escape(worst)}** the least: {_roi(c.loc[worst])}.",
     ]
     ratio = c["attribution_to_incremental"].replace([np.inf, -np.inf], np.nan).dropna()
     if len(ratio):

@@ -44,6 +44,16 @@ def md_text(text: Any) -> str:
     return "".join(f"`{p}`" if i % 2 and p.strip() and "\n" not in p else md_escape(p) for i, p in enumerate(parts))
 
 
+def bullets(lines: Any) -> str:
+    """Kit messages as a Markdown list, each :func:`md_text`-escaped (notes beside a table or chart).
+
+    >>> print(bullets(["pooled `Email`", "2 < 3"]))
+    - pooled `Email`
+    - 2 < 3
+    """
+    return "\n".join(f"- {md_text(' '.join(str(line).split()))}" for line in lines)
+
+
 def missing_line(text: Any) -> str:
     """The one line a section shows instead of its chart or table when its data is missing
     (Markdown: a quote, so it stands apart from the narrative).

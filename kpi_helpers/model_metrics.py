@@ -18,7 +18,16 @@ from typing import Any
 
 from .exceptions import KpiInputError
 
-__all__ = ["DRAWS_ENV", "NO_MODELS_ENV", "clv_settings", "mmm_settings", "model_entries", "turned_off"]
+__all__ = [
+    "DRAWS_ENV",
+    "NO_MODELS_ENV",
+    "clv_of",
+    "clv_settings",
+    "incrementality_of",
+    "mmm_settings",
+    "model_entries",
+    "turned_off",
+]
 
 NO_MODELS_ENV = "KPI_NO_MODELS"
 DRAWS_ENV = "KPI_MODEL_DRAWS"
@@ -73,28 +82,66 @@ def clv_settings(settings: Any) -> Any:
     return ClvSettings.from_settings(settings, **extra)
 
 
+def incrementality_of(
+    src: Any,
+    quarter: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    attribution_model: str = "position_based",
+    budget: float | None = None,
+    without_lift_tests: bool = True,
+) -> tuple[Any, Any, str]:
+    """Notebook 05's fits: ``(result, plain, problem)``: the mix model (:func:`mmm_settings` of ``params``),
+    the same model without the lift tests when they calibrated it (``plain``, else None), and why there
+    is no result (``""`` when there is one)."""
+    off = turned_off()
+    if off:
+        return None, None, off
+    from .mmm import fit_incrementality
+
+    try:
+        settings = mmm_settings(params)
+        result = fit_incrementality(src, quarter, settings, attribution_model=attribution_model, budget=budget)
+        plain = None
+        if result.calibrated and without_lift_tests:
+            plain = fit_incrementality(
+                src,
+                quarter,
+                settings.model_copy(update={"calibrate": False}),
+                attribution_model=attribution_model,
+                budget=budget,
+            )
+    except KpiInputError as exc:
+        return None, None, str(exc)
+    return result, plain, ""
+
+
+def clv_of(src: Any, quarter: str) -> tuple[Any, str]:
+    """The modelled CLV (:func:`clv_settings` of ``goals.yml``): ``(result, problem)``, ``problem`` saying
+    why there is no result (``""`` when there is one)."""
+    off = turned_off()
+    if off:
+        return None, off
+    from .clv_model import fit_clv
+
+    try:
+        return fit_clv(src, quarter, clv_settings(src.settings)), ""
+    except KpiInputError as exc:
+        return None, str(exc)
+
+
 def model_entries(
     src: Any, quarter: str, *, attribution_model: str = "position_based", params: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """``{"incrementality": ..., "clv_model": ..., "undefined": {...}}`` for ``metrics.json``: each
     model's public block, or None with the reason under ``undefined``."""
-    out: dict[str, Any] = {"incrementality": None, "clv_model": None}
-    why: dict[str, str] = {}
-    off = turned_off()
-    if off:
-        return {**out, "undefined": dict.fromkeys(out, off)}
-    try:
-        from .mmm import fit_incrementality
-
-        out["incrementality"] = fit_incrementality(
-            src, quarter, mmm_settings(params), attribution_model=attribution_model
-        ).metrics()
-    except KpiInputError as exc:
-        why["incrementality"] = str(exc)
-    try:
-        from .clv_model import fit_clv
-
-        out["clv_model"] = fit_clv(src, quarter, clv_settings(src.settings)).metrics()
-    except KpiInputError as exc:
-        why["clv_model"] = str(exc)
-    return {**out, "undefined": why}
+    result, _, why_mmm = incrementality_of(
+        src, quarter, params, attribution_model=attribution_model, without_lift_tests=False
+    )
+    clv, why_clv = clv_of(src, quarter)
+    why = {k: v for k, v in (("incrementality", why_mmm), ("clv_model", why_clv)) if v}
+    return {
+        "incrementality": None if result is None else result.metrics(),
+        "clv_model": None if clv is None else clv.metrics(),
+        "undefined": why,
+    }

@@ -31,7 +31,14 @@ from kpi_helpers.notebook import RECORD_MIME, read_record
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 SAMPLE = ROOT / "data" / "sample"
-NAMES = ["00-quarterly-summary", "01-goal-setting", "02-traffic-and-lead-value", "03-channel-conversion", "04-roi"]
+NAMES = [
+    "00-quarterly-summary",
+    "01-goal-setting",
+    "02-traffic-and-lead-value",
+    "03-channel-conversion",
+    "04-roi",
+    "05-incrementality",
+]
 #: the parameters the report runner injects, with their declared types
 PARAMETERS = {
     "data": "str",
@@ -54,7 +61,7 @@ def _tagged(nb: nbformat.NotebookNode, tag: str) -> list[nbformat.NotebookNode]:
 # --------------------------------------------------------------------------------------- committed
 
 
-def test_the_five_notebooks_are_the_report() -> None:
+def test_the_six_notebooks_are_the_report() -> None:
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb")) == NAMES
 
 
@@ -130,7 +137,24 @@ def test_setup_cell_imports_only_what_the_notebook_uses(name: str) -> None:
     body = ast.parse(rest)
     used = {n.id for n in ast.walk(body) if isinstance(n, ast.Name)}
     assert imported <= used, f"unused imports: {imported - used}"
-    assert imported <= {"plt", "display", "B", "BT", "C", "F", "H", "N", "T", "W", "md_escape", "projections", "setup"}
+    allowed = {
+        "plt",
+        "display",
+        "B",
+        "BT",
+        "C",
+        "F",
+        "H",
+        "MM",
+        "N",
+        "T",
+        "V",
+        "W",
+        "bullets",
+        "md_escape",
+        "projections",
+    }
+    assert imported <= allowed | {"setup"}
 
 
 def test_record_shows_nothing_in_a_frontend(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -229,11 +253,13 @@ def _expected() -> tuple[str, dict[str, dict[str, Any]], dict[str, dict[str, str
     from kpi_helpers import cohorts as H
     from kpi_helpers import facts
     from kpi_helpers.metrics import QuarterKpis
+    from kpi_helpers.model_metrics import model_entries
     from kpi_helpers.source import DataSource
 
     src = DataSource.open(SAMPLE)
     kq = QuarterKpis(src, "latest", attribution_model="position_based")
     m = kq.metrics()
+    models = model_entries(src, m["quarter"])  # the notebooks' fits (cached: computed once between them)
     kc = QuarterKpis(src, "current", attribution_model="position_based")
     mc = m if kc.quarter == kq.quarter else kc.metrics()
     goal, trend = kq.goal, kq.trend
@@ -345,6 +371,7 @@ def _expected() -> tuple[str, dict[str, dict[str, Any]], dict[str, dict[str, str
                     "marketing_roi",
                     "attributed_lead_revenue",
                 ),
+                "clv_model": models["clv_model"],
                 "spend_by_channel": spend,
                 "roi_by_channel": economics["roi"],
                 "cac_by_channel": economics["cac"],
@@ -352,6 +379,12 @@ def _expected() -> tuple[str, dict[str, dict[str, Any]], dict[str, dict[str, str
                 "roi_by_campaign": B.campaign_economics(kq, clv=m["clv"])["roi"],
                 "ranks": {name: ranks[name] for name in comparison.columns},
                 "rank_spread": ranks["places_moved"],
+            },
+            "05-incrementality": {
+                "notebook": "05-incrementality",
+                **base,
+                "incrementality": models["incrementality"],
+                "problem": "",
             },
         },
         statuses,
