@@ -164,8 +164,9 @@ class MmmSettings(BaseModel):
     yearly_seasonality : int
         Fourier modes of the yearly seasonality (default 2).
     target_accept : float
-        The sampler's target acceptance rate (default 0.95: smaller steps than PyMC's 0.8, which the
-        saturation curves' ridges between :math:`\lambda` and :math:`\beta` need to avoid divergences).
+        The sampler's target acceptance rate (default 0.98: much smaller steps than PyMC's 0.8, which the
+        ridges between the saturation's :math:`\lambda` and :math:`\beta` need to avoid divergent
+        transitions; on generated data 0.95 still left a few in most fits, 0.98 none, at about the same time).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
@@ -181,7 +182,7 @@ class MmmSettings(BaseModel):
     l_max: int = Field(8, ge=1, le=52)
     min_weeks: int = Field(mmm_data.MIN_WEEKS, ge=8)
     yearly_seasonality: int = Field(2, ge=1, le=10)
-    target_accept: float = Field(0.95, gt=0.5, lt=1.0)
+    target_accept: float = Field(0.98, gt=0.5, lt=1.0)
 
     @model_validator(mode="after")
     def _consistent(self) -> MmmSettings:
