@@ -29,11 +29,13 @@ __all__ = [
     "caused_last_quarter",
     "conclusion",
     "diagnostics_text",
+    "marginal_at",
     "notes_text",
     "plot_response_curves",
     "plot_roi_comparison",
     "plot_weekly_fit",
     "roi_table",
+    "target_words",
     "unavailable",
 ]
 
@@ -48,8 +50,33 @@ ROI_LABELS = {
 }
 
 
-def _unit_words(result: IncrementalityResult) -> str:
+def target_words(result: IncrementalityResult) -> str:
+    """What the model explains, in words: ``leads`` or ``pipeline``."""
     return "leads" if result.target == "leads" else "pipeline"
+
+
+def marginal_at(result: IncrementalityResult, channel: str, level: float, *, currency: str) -> str:
+    """The expected weekly incremental target and the marginal ROI of ``channel`` at ``level`` times
+    today's weekly cost, read off its response curve (Markdown): the revenue the next unit of cost brings."""
+    curves = result.response_curves[result.response_curves["channel"] == channel]
+    now = (
+        finite_number(result.marginal.loc[channel, "current_weekly_cost"]) if channel in result.marginal.index else None
+    )
+    if now is None or curves.empty:
+        return f"No response curve for **{md_escape(channel)}**."
+    x = np.asarray(curves["weekly_cost"], dtype=float)
+    y = np.asarray(curves["incremental"], dtype=float)
+    cost = now * level
+    step = max(cost * 0.01, 1e-9)
+    slope = (np.interp(cost + step, x, y) - np.interp(cost, x, y)) / step
+    value = finite_number(result.channels.loc[channel, "value_per_unit"]) if channel in result.channels.index else None
+    text = (
+        f"At {format_value(cost, 'money', currency=currency)} a week, **{md_escape(channel)}** brings about "
+        f"{float(np.interp(cost, x, y)):,.1f} incremental {target_words(result)} a week"
+    )
+    if value is not None:
+        text += f"; the next unit of cost returns {slope * value:.2f} in revenue through the funnel (marginal ROI)"
+    return text + "."
 
 
 def roi_table(result: IncrementalityResult) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
@@ -76,8 +103,8 @@ def roi_table(result: IncrementalityResult) -> tuple[pd.DataFrame, dict[str, str
         "attribution_to_incremental": "ratio",
     }
     labels = dict(ROI_LABELS)
-    labels["incremental"] = f"Incremental {_unit_words(result)}"
-    labels["incremental_per_cost"] = f"Incremental {_unit_words(result)} per 1,000 of cost"
+    labels["incremental"] = f"Incremental {target_words(result)}"
+    labels["incremental_per_cost"] = f"Incremental {target_words(result)} per 1,000 of cost"
     return frame, units, labels
 
 
@@ -98,7 +125,7 @@ def budget_table(result: IncrementalityResult) -> tuple[pd.DataFrame, dict[str, 
     b = result.budget.copy()
     units: dict[str, str] = {}
     labels: dict[str, str] = {}
-    target = _unit_words(result)
+    target = target_words(result)
     for col in b.columns:
         base = col.removesuffix("_low").removesuffix("_high")
         kind, _, split = base.rpartition("_")
@@ -192,7 +219,7 @@ def conclusion(result: IncrementalityResult, currency: str, revenue_target: floa
         return "The mix model gives no incremental ROI for this window: " + "; ".join(map(md_escape, result.notes))
     best, worst = str(c["incremental_roi"].idxmax()), str(c["incremental_roi"].idxmin())
     units, revenue = caused_last_quarter(result)
-    caused = f"In the window's last 13 weeks the channels' activity caused about {units:,.0f} {_unit_words(result)}"
+    caused = f"In the window's last 13 weeks the channels' activity caused about {units:,.0f} {target_words(result)}"
     if revenue is not None:
         caused += f", worth {format_value(revenue, 'money', currency=currency)} of revenue through the funnel"
         if revenue_target:
@@ -239,8 +266,8 @@ def plot_weekly_fit(result: IncrementalityResult, *, ax: Axes, title: str = "") 
     held = w[w["holdout"].astype(bool)] if "holdout" in w else w.iloc[0:0]
     if len(held):
         ax.axvspan(pd.to_datetime(held.index[0]), pd.to_datetime(held.index[-1]), color="#eeeeee", label="held out")
-    ax.set_ylabel(f"{_unit_words(result)} a week")
-    ax.set_title(title or f"Weekly {_unit_words(result)}: actual and model")
+    ax.set_ylabel(f"{target_words(result)} a week")
+    ax.set_title(title or f"Weekly {target_words(result)}: actual and model")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     return ax
 
@@ -279,7 +306,7 @@ def plot_response_curves(
                 y_now = float(np.interp(now, part["weekly_cost"], part["incremental"]))
                 ax.plot([now], [y_now], marker="o", color=line.get_color())
     ax.set_xlabel(f"weekly activity cost ({currency})" if currency else "weekly activity cost")
-    ax.set_ylabel(f"incremental {_unit_words(result)} a week")
+    ax.set_ylabel(f"incremental {target_words(result)} a week")
     ax.set_title(title or "Response curves (dots: today's weekly cost)")
     ax.legend(fontsize=8, frameon=False)
     return ax

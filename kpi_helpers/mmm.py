@@ -428,7 +428,8 @@ def _quiet() -> Iterator[None]:
 
     import pymc as pm  # imported first: importing PyMC sets its logger's level
 
-    names = {"pymc": logging.WARNING, "pymc_marketing": logging.WARNING, "pytensor": logging.WARNING}
+    # PyMC's own notices (few draws, divergences) are reported by the diagnostics, in words, on the page
+    names = {"pymc": logging.ERROR, "pymc_marketing": logging.WARNING, "pytensor": logging.WARNING}
     names["arviz"] = logging.ERROR  # its shape notice for a single chain; R-hat's absence is reported instead
     loggers = {logging.getLogger(n): level for n, level in names.items()}
     levels = {lg: lg.level for lg in loggers}

@@ -472,3 +472,27 @@ def explore_roi(page: Page, economics: pd.DataFrame | None) -> View | None:
     if page.touches:
         controls["model_name"] = _dropdown(MODELS, kq.attribution_model, "Model", _model_name)
     return explore(view, **controls)
+
+
+def explore_incrementality(page: Page, result: Any) -> View | None:
+    """05: one channel's response curve and its marginal ROI at a weekly cost the reader picks (today's,
+    or 0.5x to 2x it), from the fitted model (nothing is refitted)."""
+    from . import incrementality_views as V
+
+    if result is None or not len(result.response_curves):
+        return None
+    channels = list(dict.fromkeys(result.response_curves["channel"]))
+    levels = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+    def view(channel: str, level: float = 1.0) -> list[Any]:
+        fig, ax = new_figure((8, 3.6))
+        V.plot_response_curves(result, ax=ax, currency=page.currency, channels=[channel])
+        line = V.marginal_at(result, channel, level, currency=page.currency)
+        ax.set_title(f"{channel}: incremental {V.target_words(result)} a week against weekly cost")
+        return [fig, _markdown(line)]
+
+    return explore(
+        view,
+        channel=_dropdown(channels, channels[0], "Channel"),
+        level=_dropdown(levels, 1.0, "Weekly cost", lambda x: "today's" if x == 1.0 else f"{x:g}x today's"),
+    )

@@ -48,6 +48,8 @@ PARAMETERS = {
     "engine": "str",
     "attribution_model": "str",
 }
+#: the mix model's own parameters (notebook 05)
+MODEL_PARAMETERS = {"target": "str", "weeks": "int", "draws": "int", "budget": "float"}
 
 
 def _read(name: str) -> nbformat.NotebookNode:
@@ -87,7 +89,8 @@ def test_cell_order_and_parameters(name: str) -> None:
     assert len(first.source.split()) > 40, "the title cell carries the narrative"
     assert params.cell_type == "code" and _tagged(nb, "parameters") == [params]
     found = {p.name: p for p in PythonTranslator.inspect(params)}  # what papermill and the runner see
-    assert {k: p.inferred_type_name for k, p in found.items()} == PARAMETERS
+    expected = {**PARAMETERS, **(MODEL_PARAMETERS if name == "05-incrementality" else {})}
+    assert {k: p.inferred_type_name for k, p in found.items()} == expected
     assert all(p.help for p in found.values()), "every parameter is commented"
     for stmt in ast.parse(params.source).body:  # typed literals only
         assert isinstance(stmt, ast.AnnAssign) and stmt.simple
