@@ -51,8 +51,8 @@ state: normalised adstock weights sum to 1): :math:`R_c(x) = \beta_c L(\lambda_c
 incremental target a week; marginal ROI at the current spend :math:`x_0` (the window's last 13 weeks'
 average) is :math:`v_c\,(R_c(1.01 x_0) - R_c(x_0)) / (0.01 x_0)`.
 
-**Budget scenario**: PyMC-Marketing's optimiser spreads a quarter's budget (13 weeks, each channel's
-weekly amount constant, within per-channel bounds) to maximise the expected incremental revenue
+**Budget scenario**: PyMC-Marketing's optimiser spreads a quarter's budget over the 13 weeks after the
+window (each channel's weekly amount constant, within per-channel bounds) to maximise the expected incremental revenue
 (incremental target where revenue per unit is unknown), counting the carry-over into the weeks after;
 the same budget in today's split (the last 13 weeks' shares) is the comparison. Both are reported with
 intervals, and the gain as a paired difference.
@@ -133,6 +133,8 @@ HALF_SATURATION = math.log(3.0)
 LAM_SHAPE = 2.0
 #: the spend-share prior's total scale, in units of the largest week's target (see :func:`beta_prior`)
 BETA_SCALE = 1.0
+#: the model variable the budget optimiser maximises (see ``_build``)
+OBJECTIVE = "budget_objective"
 #: default bounds of the budget scenario, as a share of each channel's budget in today's split
 DEFAULT_BOUNDS = (0.5, 1.5)
 
@@ -743,12 +745,13 @@ def _build(
         lifts = len(lift)
     mmm.add_original_scale_contribution_variable(var=["channel_contribution", "y"])
     with mmm.model:
-        # what the budget optimiser maximises: incremental revenue at the funnel's values (target units where
-        # a value is unknown count as none)
-        v = np.nan_to_num(value_point, nan=0.0) if np.isfinite(value_point).any() else np.ones(len(cols))
-        value = ptx.as_xtensor(np.asarray(v, dtype=float), dims=("channel",))
-        cc = mmm.model["channel_contribution"]
-        pmd.Deterministic("media_revenue", (cc.sum(dim="date") * mmm.model["target_scale"] * value).sum())
+        # What the budget optimiser maximises: incremental revenue at the funnel's values, in units of the
+        # average value and of the target's scale (numbers near 1: SLSQP's tolerance is absolute); the
+        # incremental target itself when a channel's value is unknown.
+        known = bool(np.isfinite(value_point).all() and value_point.mean() > 0)
+        weight = value_point / value_point.mean() if known else np.ones(len(cols))
+        w = ptx.as_xtensor(np.asarray(weight, dtype=float), dims=("channel",))
+        pmd.Deterministic(OBJECTIVE, (mmm.model["channel_contribution"].sum(dim="date") * w).sum())
     return mmm, lifts
 
 
@@ -998,12 +1001,24 @@ def _budget(
                 dims=("channel", "bound"),
                 coords={"channel": cols, "bound": ["lower", "upper"]},
             )
-            optimal = wrapper.optimize_budget(
+            optimal, result = wrapper.optimize_budget(
                 budget=total / QUARTER_WEEKS,
                 budget_bounds=bounds_xr,
-                response_variable="media_revenue" if revenue_known else "total_media_contribution_original_scale",
-            )[0]
+                response_variable=OBJECTIVE,
+                x0=split / QUARTER_WEEKS,  # today's split: inside the bounds
+                # a line search that stalls at the optimum's precision still returns the best point; it
+                # is checked against the budget and the bounds below
+                return_if_fail=True,
+            )[:2]
             weekly_opt = optimal.sel(channel=cols).to_numpy().astype(float)
+            spent = weekly_opt.sum() * QUARTER_WEEKS
+            inside = bool(
+                (
+                    (weekly_opt * QUARTER_WEEKS >= lo * (1 - 1e-6)) & (weekly_opt * QUARTER_WEEKS <= hi * (1 + 1e-6))
+                ).all()
+            )
+            if not (abs(spent - total) <= 1e-4 * total and inside):
+                raise RuntimeError(f"the optimiser stopped outside the budget or the bounds ({result.message})")
             scenarios = {}
             for name, alloc in (("current", split / QUARTER_WEEKS), ("optimal", weekly_opt)):
                 strategy = xr.DataArray(alloc, dims=("channel",), coords={"channel": cols})
@@ -1025,6 +1040,9 @@ def _budget(
         "start": start.isoformat(),
         "end": (last + dt.timedelta(days=6)).isoformat(),
         "objective": "incremental revenue" if revenue_known else f"incremental {wd.target}",
+        # SLSQP may stop at its precision limit: the allocation is then its best point (checked above)
+        "optimizer_converged": bool(result.success),
+        "optimizer_message": str(result.message),
         "bounds": {c: [float(lo[i]), float(hi[i])] for i, c in enumerate(channels)},
     }
     for name in ("current", "optimal"):
