@@ -227,8 +227,9 @@ def conclusion(result: IncrementalityResult, currency: str, revenue_target: floa
             caused += f" ({revenue / revenue_target:.0%} of the quarter's revenue target of {target})"
     parts = [
         caused + ".",
-        f"From {result.start} to {result.end}, **{md_escape(best)}** returned the most revenue per unit of "
-        f"activity cost that it caused: {_roi(c.loc[best])}; **{md_escape(worst)}** the least: {_roi(c.loc[worst])}.",
+        f"Over the weeks from {result.start} to {result.end}, **{md_escape(best)}** returned the most revenue per "
+        f"unit of activity cost that it caused: {_roi(c.loc[best])}; **{md_escape(worst)}** the least: "
+        f"{_roi(c.loc[worst])}.",
     ]
     ratio = c["attribution_to_incremental"].replace([np.inf, -np.inf], np.nan).dropna()
     if len(ratio):
