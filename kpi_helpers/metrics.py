@@ -265,11 +265,17 @@ class QuarterKpis:
         return touch_journeys(
             self._touches(),
             s.table("leads"),
-            s.table("opportunities"),
+            self._new_business(),
             start=self.quarter.start,
             end=self.quarter.end,
             include_nulls=False,
         )
+
+    def _new_business(self) -> Any:
+        """The opportunities attribution credits: new business (renewals and expansions are the customer's,
+        not marketing's), so every model's credit sums to the quarter's lead revenue."""
+        opps = self.source.table("opportunities")
+        return opps.filter(facts.is_new_business(opps))
 
     def _journeys_for(self, model: str) -> Any:
         if self.attribution_source == "paths":
@@ -280,7 +286,7 @@ class QuarterKpis:
     def journeys(self) -> Any:
         s = self.source
         journeys = touch_journeys(
-            self._touches(), s.table("leads"), s.table("opportunities"), start=self.quarter.start, end=self.quarter.end
+            self._touches(), s.table("leads"), self._new_business(), start=self.quarter.start, end=self.quarter.end
         )
         # Built once into a temporary table: otherwise every model (ten in a comparison) rebuilds them.
         try:
