@@ -49,7 +49,7 @@ def bullets(lines: Any) -> str:
 
     >>> print(bullets(["pooled `Email`", "2 < 3"]))
     - pooled `Email`
-    - 2 < 3
+    - 2 &lt; 3
     """
     return "\n".join(f"- {md_text(' '.join(str(line).split()))}" for line in lines)
 
