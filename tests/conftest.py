@@ -189,7 +189,7 @@ def plant_markup(folder: Path) -> None:
 @pytest.fixture(scope="session")
 def sample_report(tmp_path_factory: pytest.TempPathFactory) -> SampleReport:
     """`kpi report --pdf` on a copy of the sample with markup planted in a channel and a campaign
-    (slow: all five notebooks, about a minute on 2 cores)."""
+    (slow: all six notebooks, about a minute on 2 cores)."""
     import shutil
     import time
 

@@ -1,7 +1,7 @@
 """End to end: `kpi report` on the sample, with markup planted in a channel and a campaign name, and
 on folders that hold only some of the tables.
 
-Renders all five notebooks once (about a minute on 2 cores), then checks every file, that
+Renders all six notebooks once (about a minute on 2 cores), then checks every file, that
 metrics.json equals the helpers' numbers, and that every page opens offline in Chromium without
 console errors or requests, with charts and tables, and with the planted markup shown as text. Then
 renders five subsets of the sample (web-only, CRM-only, spend-only, one year of revenue, header-only

@@ -1,4 +1,4 @@
-"""The five notebooks in JupyterLab, used as an analyst uses them, through Debian's Chromium.
+"""Notebooks 00-04 in JupyterLab, used as an analyst uses them, through Debian's Chromium.
 
 A JupyterLab server (this interpreter's, so it sees the kit's ``kpi-kit`` kernel) serves a temporary
 copy of ``notebooks/`` next to ``data/sample`` (the notebooks read ``../data/sample``). For each

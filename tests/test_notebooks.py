@@ -1,6 +1,6 @@
 """The report notebooks: committed clean, parameterised, and showing the numbers the helpers compute.
 
-Fast tests read the committed files. ``slow`` tests execute the five notebooks with papermill on
+Fast tests read the committed files. ``slow`` tests execute the six notebooks with papermill on
 ``data/sample`` (one kernel each, in parallel threads, while this process computes the expected values)
 and compare the JSON each notebook's ``record`` cell displays with :class:`QuarterKpis` and the
 page tables of :mod:`kpi_helpers.breakdowns`: counts and text exactly, floats to 1e-9.
@@ -430,7 +430,7 @@ def _execute(name: str, out_dir: Path, kernel: str) -> nbformat.NotebookNode:
 
 @pytest.fixture(scope="session")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The five notebooks executed in parallel on data/sample, and the expected record values."""
+    """The six notebooks executed in parallel on data/sample, and the expected record values."""
     if not SAMPLE.is_dir():
         pytest.skip("data/sample is missing (make sample)")
     out_dir = tmp_path_factory.mktemp("notebooks")
