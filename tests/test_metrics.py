@@ -231,3 +231,23 @@ def test_a_conversion_path_export_of_the_quarter_credits_channels(tmp_path):
     later = QuarterKpis(src, "2025Q2").metrics()
     assert later["attribution_source"] == "own_channel"
     assert later["attributed_lead_revenue"] == pytest.approx(later["lead_revenue"])
+
+
+def test_a_renewal_with_a_lead_gets_no_attribution_credit(tmp_path):
+    """Attribution credits new business only: a renewal won from the same lead adds to won revenue
+    (bookings) but to neither lead revenue nor any channel's attributed revenue."""
+    import shutil
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(TINY, folder)
+    opps = pd.read_csv(folder / "opportunities.csv", dtype=str)
+    opps["type"] = "new"
+    renewal = {**opps.iloc[0].to_dict(), "opportunity_id": "O9", "type": "renewal", "amount": "7000"}
+    pd.concat([opps, pd.DataFrame([renewal])]).to_csv(folder / "opportunities.csv", index=False)
+    before = quarter_metrics(DataSource.open(TINY), "2025Q1")
+    after = quarter_metrics(DataSource.open(folder), "2025Q1")
+    assert after["won_revenue"] == before["won_revenue"] + 7000
+    assert after["lead_revenue"] == before["lead_revenue"]
+    assert after["attributed_lead_revenue"] == pytest.approx(before["attributed_lead_revenue"])
+    credited = {ch: row.get("attributed_revenue") for ch, row in after["by_channel"].items()}
+    assert credited == pytest.approx({ch: row.get("attributed_revenue") for ch, row in before["by_channel"].items()})
