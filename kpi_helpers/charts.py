@@ -324,20 +324,8 @@ def plot_bullets(
         text = _bullet_text(r, share, pshare, unit, currency, higher)
         if status:
             text += f"  ·  {status_word(status)}"
-        ax.annotate(
-            text,
-            xy=(1.0, i),
-            xycoords=("axes fraction", "data"),
-            xytext=(8, 0),
-            textcoords="offset points",
-            va="center",
-            ha="left",
-            fontsize=9,
-            color="#333333",
-        )
-    if shown:
-        ax.axvspan(AT_RISK_FROM, 1.0, color=COLOURS["at risk"], alpha=0.3, zorder=2, lw=0)
-    ax.axvline(1.0, color=TARGET, lw=1.6, ls="--", zorder=5)
+        _row_note(ax, i, text)
+    _target_band(ax, shaded=bool(shown))
     ax.set_xlim(0, cap * 1.02)
     _hbar_labels(ax, [r["label"] for r in rows])
     unit_axis(ax, "percent", axis="x")
@@ -357,6 +345,28 @@ def plot_bullets(
 
 def _clip(share: float, cap: float) -> float:
     return min(max(share, 0.0), cap)
+
+
+def _row_note(ax: Axes, i: int, text: str) -> None:
+    """``text`` right of the plot, level with row ``i`` of a horizontal bar chart."""
+    ax.annotate(
+        text,
+        xy=(1.0, i),
+        xycoords=("axes fraction", "data"),
+        xytext=(8, 0),
+        textcoords="offset points",
+        va="center",
+        ha="left",
+        fontsize=9,
+        color="#333333",
+    )
+
+
+def _target_band(ax: Axes, *, shaded: bool) -> None:
+    """The target line at 100% and, when statuses are shown, the *at risk* band below it."""
+    if shaded:
+        ax.axvspan(AT_RISK_FROM, 1.0, color=COLOURS["at risk"], alpha=0.3, zorder=2, lw=0)
+    ax.axvline(1.0, color=TARGET, lw=1.6, ls="--", zorder=5)
 
 
 def _bullet_text(r: Mapping[str, Any], share: float, pshare: float, unit: str, currency: str, higher: bool) -> str:
@@ -543,20 +553,8 @@ def plot_forecasts(
             "" if is_missing(prob) else f"{_as_float(prob):.0%} chance",
             status_word(status),
         ]
-        ax.annotate(
-            "  ·  ".join(b for b in bits if b),
-            xy=(1.0, i),
-            xycoords=("axes fraction", "data"),
-            xytext=(8, 0),
-            textcoords="offset points",
-            va="center",
-            ha="left",
-            fontsize=9,
-            color="#333333",
-        )
-    if shown:
-        ax.axvspan(AT_RISK_FROM, 1.0, color=COLOURS["at risk"], alpha=0.3, zorder=2, lw=0)
-    ax.axvline(1.0, color=TARGET, lw=1.6, ls="--", zorder=5)
+        _row_note(ax, i, "  ·  ".join(b for b in bits if b))
+    _target_band(ax, shaded=bool(shown))
     if left < 0:
         ax.axvline(0.0, color=GREY, lw=0.8, zorder=5)
     ax.set_xlim(left - 0.02 if left < 0 else 0, cap * 1.02)
