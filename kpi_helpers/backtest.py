@@ -93,12 +93,35 @@ def _run_rate(known: Mapping[str, pd.DataFrame], forecast: F.Forecast, q: Quarte
     return forecast.so_far * q.days / elapsed
 
 
-def _weighted_pipeline(known: Mapping[str, pd.DataFrame], metric: str, so_far: float, day: dt.date) -> float | None:
-    """Won so far + open amount (or count) x the historical win rate, by stage when stages are known."""
+def _weighted_pipeline(
+    known: Mapping[str, pd.DataFrame],
+    metric: str,
+    so_far: float,
+    day: dt.date,
+    rates: dict[str, tuple[np.ndarray, np.ndarray] | None] | None = None,
+) -> float | None:
+    """Won so far + open amount (or count) x the historical win rate, by stage when stages are known.
+
+    ``rates``: a dict shared by the metrics of one as-of day, so each group of deals (from leads,
+    all) has its open deals' win rates estimated once."""
     opps = known.get("opportunities")
     if metric not in _PIPELINE_METRICS or opps is None:
         return None
-    sub = opps if metric == "all_bookings" else opps[F.lead_deals(opps)]
+    scope = "all" if metric == "all_bookings" else "leads"
+    rates = {} if rates is None else rates
+    if scope not in rates:
+        rates[scope] = _open_win_rates(known, opps if scope == "all" else opps[F.lead_deals(opps)])
+    found = rates[scope]
+    if found is None:
+        return None
+    rate, amount = found
+    weight = np.ones(len(rate)) if metric == "won_deals" else amount
+    return so_far + float(weight @ rate)
+
+
+def _open_win_rates(known: Mapping[str, pd.DataFrame], sub: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per open deal of ``sub``: the historical win rate (by its stage when the history gives one)
+    and its amount; None when no deal has closed."""
     stage = sub["stage"].astype(str).str.lower()
     closed = sub["closed_at"].notna()
     won, lost = int((closed & stage.eq("won")).sum()), int((closed & stage.eq("lost")).sum())
@@ -108,8 +131,7 @@ def _weighted_pipeline(known: Mapping[str, pd.DataFrame], metric: str, so_far: f
     history = known.get("opportunity_history")
     if history is not None and len(history):
         rate = _stage_win_rates(sub, history, rate)
-    weight = np.ones(len(rate)) if metric == "won_deals" else sub.loc[~closed, "amount"].to_numpy(float)
-    return so_far + float(weight @ rate)
+    return rate, sub.loc[~closed, "amount"].to_numpy(float)
 
 
 def _stage_win_rates(opps: pd.DataFrame, history: pd.DataFrame, default: np.ndarray) -> np.ndarray:
@@ -194,6 +216,7 @@ def backtest_forecasts(
         for d in days:
             day = min(q.start + dt.timedelta(days=int(d) - 1), q.last_day)
             known = as_of(frames, day)
+            rates: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
             forecasts = F.forecast_quarter(
                 known,
                 q,
@@ -220,7 +243,9 @@ def backtest_forecasts(
                         "p90": fc.p90,
                         "probability": fc.probability_to_hit,
                         "run_rate": _run_rate(known, fc, q, day),
-                        "weighted_pipeline": _weighted_pipeline(known, metric, fc.so_far, day) if fc.defined else None,
+                        "weighted_pipeline": (
+                            _weighted_pipeline(known, metric, fc.so_far, day, rates) if fc.defined else None
+                        ),
                         "method": fc.method or fc.reason,
                     }
                 )

@@ -400,16 +400,23 @@ class _Exits:
         i = self._before(rep, days)
         return np.where(i >= 0, self.won_cum[np.maximum(i, 0)], 0.0)
 
+    def left_by(self, rep: np.ndarray, sojourn: np.ndarray) -> np.ndarray:
+        """The chance of having left the state within ``sojourn`` days (at most the limit followed)."""
+        a = np.minimum(sojourn, self.limit[rep])
+        i = self._before(rep, a)
+        return np.where(i >= 0, self.cum[np.maximum(i, 0)] - rep, 0.0)
+
     def sample(
-        self, rep: np.ndarray, sojourn: np.ndarray, rng: np.random.Generator
+        self, rep: np.ndarray, sojourn: np.ndarray, rng: np.random.Generator, done: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """Days until each deal (in the state for ``sojourn`` days) leaves it, and how; ``inf`` and 0
         when it stays beyond the longest stay followed. A deal in the state longer than the history
-        follows is judged at that limit (the count of such deals is returned)."""
+        follows is judged at that limit (the count of such deals is returned). ``done``:
+        :meth:`left_by` of the same deals, when the caller has it already."""
         beyond = sojourn > self.limit[rep]
         a = np.minimum(sojourn, self.limit[rep])
-        i = self._before(rep, a)
-        done = np.where(i >= 0, self.cum[np.maximum(i, 0)] - rep, 0.0)
+        if done is None:
+            done = self.left_by(rep, sojourn)
         u = rep + done + rng.random(len(rep)) * (1.0 - done)
         j = np.searchsorted(self.cum, u, side="right")
         inside = j < self.start[rep + 1]
@@ -476,13 +483,27 @@ def _current_stages(opps: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     estimate with no outcome, as if still open, and bias its chance of winning down.
     """
     cols = [c for c in ("opportunity_id", "changed_at", "stage", "amount") if c in history]
-    # object arrays: hashing and string methods on them are several times faster than on Arrow strings
-    ids = history["opportunity_id"].to_numpy(dtype=object)
-    mine = pd.Series(ids).isin(opps["opportunity_id"].to_numpy(dtype=object)).to_numpy()
+    mine = pd.Series(_ids(history["opportunity_id"])).isin(_ids(opps["opportunity_id"])).to_numpy()
     h = history.loc[mine, cols].dropna(subset=["changed_at", "stage"])
-    stage = pd.Series(h["stage"].to_numpy(dtype=object), index=h.index).astype(str).str.strip().str.lower()
-    h = h.assign(opportunity_id=h["opportunity_id"].to_numpy(dtype=object), stage=stage)
+    stage = pd.Series(_normalised(h["stage"]), index=h.index)
+    h = h.assign(opportunity_id=_ids(h["opportunity_id"]), stage=stage)
     return h[~stage.isin(_CLOSED_STAGES)].sort_values(["opportunity_id", "changed_at"], kind="stable")
+
+
+def _ids(column: pd.Series) -> np.ndarray:
+    """Deal ids as a numpy array to match on: integer codes (:func:`kpi_helpers.asof.load_frames`)
+    as they are, text as objects (hashing them is several times faster than Arrow strings)."""
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return column.to_numpy()
+    return column.to_numpy(dtype=object)
+
+
+def _normalised(stage: pd.Series) -> np.ndarray:
+    """Stage names stripped and lower-case, each distinct name cleaned once (a history repeats a few
+    names hundreds of thousands of times)."""
+    codes, names = pd.factorize(stage.to_numpy(dtype=object))
+    clean = np.array([str(n).strip().lower() for n in names], dtype=object)
+    return clean[codes] if len(clean) else np.array([], dtype=object)
 
 
 #: stage names that close a deal in a stage history (the contract's, and CRMs' usual spellings)
@@ -495,7 +516,7 @@ def _stage_visits(opps: pd.DataFrame, h: pd.DataFrame, cut: pd.Timestamp) -> pd.
     ``lost``, or None while the deal is still there)."""
     h = h[h["opportunity_id"].ne(h["opportunity_id"].shift()) | h["stage"].ne(h["stage"].shift())]
     same = h["opportunity_id"].eq(h["opportunity_id"].shift(-1))
-    info = opps.set_index(opps["opportunity_id"].to_numpy(dtype=object))
+    info = opps.set_index(_ids(opps["opportunity_id"]))
     closed = h["opportunity_id"].map(info["closed_at"])
     final = h["opportunity_id"].map(pd.Series(info["stage"].to_numpy(dtype=object), index=info.index).str.lower())
     left = h["changed_at"].shift(-1).where(same, closed.fillna(cut))
@@ -569,7 +590,7 @@ def _pipeline(
         .to_numpy(dtype=int)
     )
     # each stay of a deal in the fitted share, with that deal's bootstrap weights
-    w_idx = pd.Index(opps["opportunity_id"].to_numpy(dtype=object)[fit]).get_indexer(visits["opportunity_id"])
+    w_idx = pd.Index(_ids(opps["opportunity_id"])[fit]).get_indexer(visits["opportunity_id"])
     in_fit = w_idx >= 0
     deal_w = weights[:, w_idx[in_fit]]
     fit_stage, fit_days, fit_code = visits["stage"].to_numpy()[in_fit], visits["days"].to_numpy()[in_fit], code[in_fit]
@@ -579,7 +600,7 @@ def _pipeline(
         models.append(_fit_exits(fit_days[here], fit_code[here], deal_w[:, here]))
     # each open deal's current stay: its last visit, if the deal has not closed
     last = visits.groupby("opportunity_id", sort=False).tail(1).set_index("opportunity_id")
-    stay = last.reindex(opps.loc[is_open, "opportunity_id"].to_numpy(dtype=object))
+    stay = last.reindex(_ids(opps.loc[is_open, "opportunity_id"]))
     st = stay["stage"].map(index)
     sparse = {i for i, m in enumerate(models) if m is None or m.exits < _MIN_STAGE_DEALS}
     staged = (st.notna() & stay["next"].isna() & ~st.isin(sparse)).to_numpy()
@@ -598,7 +619,7 @@ def _amount_drift(opps: pd.DataFrame, h: pd.DataFrame, stages: tuple[str, ...]) 
     if "amount" not in h:
         return tuple(np.zeros(0) for _ in range(len(stages) + 1))
     won = opps[opps["stage"].astype(str).str.lower().eq("won")]
-    final_of = pd.Series(won["amount"].to_numpy(dtype=float), index=won["opportunity_id"].to_numpy(dtype=object))
+    final_of = pd.Series(won["amount"].to_numpy(dtype=float), index=_ids(won["opportunity_id"]))
     rows = h[h["opportunity_id"].isin(final_of.index) & h["amount"].notna()]
     last = rows.groupby(["opportunity_id", "stage"], sort=False)["amount"].last()
     final = final_of.reindex(last.index.get_level_values(0)).to_numpy(dtype=float)
@@ -632,6 +653,20 @@ def _simulate_wins(
     rep = np.repeat(np.arange(draws) % _REPLICATES, n)
     won = np.zeros(draws * n, bool)
     active = np.ones(draws * n, bool)
+    fresh = np.zeros(draws * n, bool)  # in a stay begun during the simulation (0 days in it so far)
+    # The chance of having left by now depends on the replicate and the deal, not the draw: found
+    # once per pair for the deals' current stays, and once per replicate for fresh stays.
+    reps = np.arange(_REPLICATES)
+    start_done = np.zeros((_REPLICATES, n))
+    fresh_done = np.zeros((len(pipe.models), _REPLICATES))
+    for s, model in enumerate(pipe.models):
+        if model is None:
+            continue
+        fresh_done[s] = model.left_by(reps, np.zeros(_REPLICATES))
+        cols = np.flatnonzero(pipe.state == s)
+        if len(cols):
+            grid = model.left_by(np.repeat(reps, len(cols)), np.tile(pipe.sojourn[cols], _REPLICATES))
+            start_done[:, cols] = grid.reshape(_REPLICATES, len(cols))
     beyond = 0
     for step in range(2 * len(pipe.states) + 2):
         for s, model in enumerate(pipe.models):
@@ -641,14 +676,16 @@ def _simulate_wins(
             if model is None:
                 active[idx] = False
                 continue
-            days, cause, late = model.sample(rep[idx], sojourn[idx], rng)
+            r = rep[idx]
+            done = np.where(fresh[idx], fresh_done[s, r], start_done[r, idx % n])
+            days, cause, late = model.sample(r, sojourn[idx], rng, done)
             beyond += late if step == 0 else 0
             in_time = days <= left[idx]
             won[idx[in_time & (cause == _WON)]] = True
             moved = in_time & (cause >= _MOVED)
             active[idx[~moved]] = False
             nxt = idx[moved]
-            state[nxt], sojourn[nxt] = cause[moved] - _MOVED, 0.0
+            state[nxt], sojourn[nxt], fresh[nxt] = cause[moved] - _MOVED, 0.0, True
             left[nxt] -= days[moved]
         if not active.any():
             break

@@ -187,3 +187,34 @@ def test_open_deals_carry_the_amount_known_that_day() -> None:
         8_000.0,
         5_000.0,
     ]
+
+
+def test_loaded_deal_ids_are_shared_order_keeping_codes() -> None:
+    """Deals and their history get the same integer code for the same id, codes sort as the ids do,
+    and a history row of a deal the table lacks keeps a code of its own."""
+    from kpi_helpers.asof import _encode_deal_ids
+
+    frames = {
+        "opportunities": pd.DataFrame({"opportunity_id": ["O10", "O2", "O7"]}),
+        "opportunity_history": pd.DataFrame({"opportunity_id": ["O7", "O2", "X1", "O2"]}),
+    }
+    _encode_deal_ids(frames)
+    opp, hist = frames["opportunities"]["opportunity_id"], frames["opportunity_history"]["opportunity_id"]
+    assert opp.tolist() == [0, 1, 2]  # "O10" < "O2" < "O7" as text
+    assert hist.tolist() == [2, 1, 3, 1]
+    assert opp.dtype == np.int64
+
+
+def test_frames_are_loaded_once_per_source(tmp_path) -> None:
+    """The report's forecast and its track record share one load of the deals (no second query)."""
+    from kpi_helpers.asof import load_frames
+    from kpi_helpers.sample import generate
+    from kpi_helpers.source import DataSource
+
+    generate(tmp_path, seed=7, scale=0.2)
+    src = DataSource.open(tmp_path)
+    first = load_frames(src)
+    fetched = src.rows_fetched
+    again = load_frames(src)
+    assert src.rows_fetched == fetched
+    assert again is not first and all(again[k] is first[k] for k in first)

@@ -381,3 +381,20 @@ def test_year_targets_equal_each_quarters_own() -> None:
     by_year = year_targets(src, quarters)
     for q in quarters:
         assert by_year[q.label] == pytest.approx(quarter_targets(src, q), rel=1e-12), q.label
+
+
+def test_integer_deal_codes_give_the_same_probabilities_as_text_ids() -> None:
+    """The loader swaps deal ids for integer codes that keep their text order
+    (:func:`kpi_helpers.asof.load_frames`, for speed); the pipeline model must not notice."""
+    deals, history = _staged(800, seed=3)
+    codes = {d: i for i, d in enumerate(sorted(deals["opportunity_id"]))}
+    text = close_probabilities(deals, AS_OF.date(), 30.0, history=history, draws=300)
+    coded = close_probabilities(
+        deals.assign(opportunity_id=deals["opportunity_id"].map(codes)),
+        AS_OF.date(),
+        30.0,
+        history=history.assign(opportunity_id=history["opportunity_id"].map(codes)),
+        draws=300,
+    )
+    assert coded["p_won"].tolist() == text["p_won"].tolist()
+    assert coded["judged_by"].tolist() == text["judged_by"].tolist()

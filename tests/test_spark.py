@@ -409,10 +409,12 @@ def test_forecast_reads_leads_by_day_and_deals_row_by_row(scaled_sources: dict[i
     """The forecast of the quarter in progress reads the leads as daily counts, which do not grow with
     the data, and the deals and their stage history row by row (its pipeline model follows each open
     deal): exactly the tables' rows, nothing else."""
+    from kpi_helpers import asof
     from kpi_helpers.asof import load_frames
 
     reads: dict[int, dict[str, int]] = {}
     for scale, src in scaled_sources.items():
+        asof._LOADED.pop(src, None)  # an earlier test's load is kept for the process: read afresh
         before = len(src.fetches)
         load_frames(src)
         reads[scale] = dict(src.fetches[before:])
