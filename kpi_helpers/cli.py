@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         "must not hang)",
     )
     p.add_argument("--pdf", action="store_true", help="also print report.pdf with headless Chromium")
+    p.add_argument(
+        "--paper",
+        type=_paper,
+        default="A4",
+        metavar="SIZE",
+        help="page size of report.pdf and of report.html when printed: A4 or Letter (default: %(default)s)",
+    )
     p = sub.add_parser(
         "backtest",
         help="score the forecasts on past quarters against the run rate and the weighted pipeline",
@@ -136,6 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cache", help="show the kit's cache folder, or clear it", epilog=EXIT_CODES, formatter_class=fmt)
     p.add_argument("--clear", action="store_true", help="remove every file the kit wrote in its cache folder")
     return parser
+
+
+def _paper(text: str) -> str:
+    """``--paper``: a page size of :data:`kpi_helpers.onefile.PAPERS`, in any case."""
+    from .onefile import PAPERS
+
+    found = [p for p in PAPERS if p.lower() == text.strip().lower()]
+    if not found:
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(PAPERS)}; got {text!r}")
+    return found[0]
 
 
 def _days(text: str) -> tuple[int, ...]:
@@ -315,6 +332,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         resolve_quarter=resolve_quarter,
         cell_timeout=args.cell_timeout,
         pdf=args.pdf,
+        paper=args.paper,
     )
     print(f"report: {index}")
     return 0

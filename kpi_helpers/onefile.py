@@ -35,7 +35,7 @@ from . import fileio
 from .outdir import KIT_NAME
 from .planning import Job
 
-__all__ = ["REPORT", "build_report", "compress_png", "css_string", "scope_css", "write_report"]
+__all__ = ["PAPERS", "REPORT", "build_report", "compress_png", "css_string", "scope_css", "write_report"]
 
 #: the one file's name in a quarter folder
 REPORT = "report.html"
@@ -225,9 +225,18 @@ class _Sections:
         return "".join(str(child) for child in root.contents)
 
 
-def build_report(folder: Path, label: str, plan: list[Job], brief: str, metrics: Mapping[str, Any]) -> str:
+#: page sizes the one file prints on (CSS ``@page`` size names); the brief fits one page of either
+PAPERS = ("A4", "Letter")
+
+
+def build_report(
+    folder: Path, label: str, plan: list[Job], brief: str, metrics: Mapping[str, Any], *, paper: str = "A4"
+) -> str:
     """The one file's HTML from the pages in ``folder`` (written by the run), the brief's section
-    (:func:`kpi_helpers.brief.render`, ``standalone=False``) and the quarter's metrics (for the footer)."""
+    (:func:`kpi_helpers.brief.render`, ``standalone=False``) and the quarter's metrics (for the footer),
+    printing on ``paper`` (one of :data:`PAPERS`)."""
+    if paper not in PAPERS:
+        raise ValueError(f"paper must be one of {PAPERS}; got {paper!r}")
     from jinja2 import Environment, FileSystemLoader
     from markupsafe import Markup
 
@@ -252,6 +261,7 @@ def build_report(folder: Path, label: str, plan: list[Job], brief: str, metrics:
         lab_styles=[Markup(s) for s in sections.head_styles],
         index_styles=Markup(scope_css("\n".join(sections.index_styles), ".kpi-index")),
         print_footer=Markup(css_string(footer)),
+        paper=paper,
         body_attrs=sections.body_attrs,
         brief=Markup(brief),
         summary=summary,
@@ -260,8 +270,10 @@ def build_report(folder: Path, label: str, plan: list[Job], brief: str, metrics:
     )
 
 
-def write_report(folder: Path, label: str, plan: list[Job], brief: str, metrics: Mapping[str, Any]) -> Path:
+def write_report(
+    folder: Path, label: str, plan: list[Job], brief: str, metrics: Mapping[str, Any], *, paper: str = "A4"
+) -> Path:
     """Write ``folder/report.html`` (atomically); return its path."""
     target = folder / REPORT
-    fileio.write_atomic(target, build_report(folder, label, plan, brief, metrics))
+    fileio.write_atomic(target, build_report(folder, label, plan, brief, metrics, paper=paper))
     return target

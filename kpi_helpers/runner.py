@@ -69,7 +69,7 @@ from typing import Any
 
 from . import brief, fileio, history, jsonio, kernels, onefile, outdir, pages, planning
 from . import pdf as _pdf  # `pdf` is render_report's flag
-from .exceptions import KpiError, NotebookError, ReportError
+from .exceptions import KpiError, NotebookError, ReportError, ReportInputError
 from .executed import first_line, notebook_text, raising_line, reproducible, running_cell, source_cell
 from .htmlexport import HtmlConverter
 from .outdir import DISK_FULL
@@ -131,6 +131,7 @@ def render_report(
     lock_timeout: float = LOCK_TIMEOUT,
     cell_timeout: float | None = 600.0,
     pdf: bool = False,
+    paper: str = "A4",
 ) -> Path:
     """Execute the notebooks for one quarter and write the HTML report; return ``OUT/<quarter>/index.html``.
 
@@ -178,6 +179,8 @@ def render_report(
         stopped before the limit given. A limit keeps a scheduled run from hanging on a stalled kernel.
     pdf
         Also print ``report.pdf`` (:mod:`kpi_helpers.pdf`; needs Chromium, checked before anything runs).
+    paper
+        Page size of ``report.pdf`` and of ``report.html`` printed: one of :data:`kpi_helpers.onefile.PAPERS`.
 
     Raises
     ------
@@ -200,6 +203,8 @@ def render_report(
     planning.source_date_epoch()
     timeout = planning.cell_timeout(cell_timeout)
     chromium = _pdf.find_chromium() if pdf else None
+    if paper not in onefile.PAPERS:
+        raise ReportInputError(f"paper size `{paper}` is not one of {', '.join(onefile.PAPERS)}")
     data_path = planning.data_path(data)
     standard: dict[str, Any] = {
         "data": str(data_path),
@@ -266,7 +271,7 @@ def render_report(
                 changes = history.changes(label, history.last_render(out_dir, label), metrics)
                 history.write_changes(tmp / "changes.json", changes)
                 pages.write_quarter_index(tmp, label, metrics, plan, changes)
-                _share(tmp, label, metrics, plan, changes, chromium, say)
+                _share(tmp, label, metrics, plan, changes, chromium, paper, say)
                 outdir.write_manifest(tmp, outdir.manifest_of(tmp))
                 outdir.swap_into_place(tmp, final)
             except OSError as exc:
@@ -299,12 +304,13 @@ def _share(
     plan: list[Job],
     changes: Mapping[str, Any],
     chromium: Path | None,
+    paper: str,
     say: Callable[[str], None],
 ) -> None:
     """What leadership gets besides the pages: the brief, the one file and, with Chromium, the PDF."""
     started = time.perf_counter()
     shared = brief.write_brief(tmp, label, metrics, plan, changes)
-    one = onefile.write_report(tmp, label, plan, brief.render(shared, standalone=False), metrics)
+    one = onefile.write_report(tmp, label, plan, brief.render(shared, standalone=False), metrics, paper=paper)
     say(f"{one.name} ({one.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - started:.1f} s")
     if chromium is not None:
         started = time.perf_counter()

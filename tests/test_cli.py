@@ -92,6 +92,18 @@ def test_backtest_arguments(argv: list[str], days: tuple[int, ...] | None) -> No
     assert args.days == days and args.metric == "bookings" and args.json is False and args.data == "data/sample"
 
 
+@pytest.mark.parametrize(("given", "paper"), [(None, "A4"), ("letter", "Letter"), (" a4 ", "A4")])
+def test_report_paper_size(given: str | None, paper: str) -> None:
+    argv = ["report"] + (["--paper", given] if given else [])
+    assert build_parser().parse_args(argv).paper == paper
+
+
+def test_an_unknown_paper_size_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["report", "--paper", "A3"])
+    assert exit_.value.code == 2 and "expected A4 or Letter; got 'A3'" in capsys.readouterr().err
+
+
 def test_backtest_help_names_the_default_days(capsys):
     from kpi_helpers.backtest import DAYS
 
@@ -161,9 +173,10 @@ def test_report_with_every_flag(tiny, tmp_path):
     code, _, err = run(
         "report", "--data", str(tiny), "--mapping", "ga4", "--mapping", str(mapping), "--goals", str(goals),
         "--param", "attribution_model=linear", "--notebooks", str(SUMMARY_NB), "--engine", "duckdb",
-        "--quarter", "2025Q1", "--out", str(out),
+        "--quarter", "2025Q1", "--out", str(out), "--paper", "letter",
     )  # fmt: skip
     assert code == 0, err
+    assert "size: Letter;" in (out / "2025Q1" / "report.html").read_text(encoding="utf-8")
     import json
 
     m = json.loads((out / "2025Q1" / "metrics.json").read_text())

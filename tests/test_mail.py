@@ -5,11 +5,14 @@ RFC 5321 for smtplib), or written as an .eml by --dry-run."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import re
 import shutil
 import socket
 import socketserver
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -34,7 +37,9 @@ CONCLUSION = "<p><strong>2026Q3 revenue was $900</strong>, 90% of its target.</p
 
 
 class _Smtp(socketserver.StreamRequestHandler):
-    """One SMTP session: EHLO (offering AUTH PLAIN, no STARTTLS), AUTH, MAIL, RCPT, DATA, QUIT."""
+    """One SMTP session: EHLO (offering AUTH PLAIN, and STARTTLS when the server has a certificate),
+    STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT. ``server.commands`` records each verb, with ``+tls`` when it
+    arrived encrypted."""
 
     def reply(self, *lines: str) -> None:
         self.wfile.write("".join(f"{line}\r\n" for line in lines).encode())
@@ -54,9 +59,19 @@ class _Smtp(socketserver.StreamRequestHandler):
                 continue
             command = line.decode().strip()
             verb = command.split(" ", 1)[0].upper()
-            server.commands.append(verb)
+            encrypted = isinstance(self.connection, ssl.SSLSocket)
+            server.commands.append(verb + ("+tls" if encrypted else ""))
             if verb == "EHLO":
-                self.reply("250-localhost", "250-AUTH PLAIN", "250 8BITMIME")
+                offer = ["250-STARTTLS"] if server.tls is not None and not encrypted else []
+                self.reply("250-localhost", *offer, "250-AUTH PLAIN", "250 8BITMIME")
+            elif verb == "STARTTLS" and server.tls is not None and not encrypted:
+                self.reply("220 2.0.0 ready to start TLS")
+                try:
+                    self.connection = server.tls.wrap_socket(self.connection, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # the client did not trust the certificate and hung up
+                self.rfile = self.connection.makefile("rb")
+                self.wfile = self.connection.makefile("wb", buffering=0)
             elif verb == "AUTH":
                 _, user, password = base64.b64decode(command.split()[2]).decode().split("\0")
                 server.logins.append((user, password))
@@ -77,24 +92,36 @@ class _Smtp(socketserver.StreamRequestHandler):
 
 
 class SmtpServer(socketserver.ThreadingTCPServer):
+    """The test server on 127.0.0.1: plain, offering STARTTLS (``tls``), or TLS from the first byte
+    (``tls`` and ``implicit``, as on port 465)."""
+
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Smtp)
+    def __init__(self, port: int = 0, tls: ssl.SSLContext | None = None, implicit: bool = False) -> None:
+        super().__init__(("127.0.0.1", port), _Smtp)
+        self.tls, self.implicit = tls, implicit
         self.messages: list[bytes] = []
         self.commands: list[str] = []
         self.logins: list[tuple[str, str]] = []
         self.recipients: list[str] = []
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        conn, addr = super().get_request()
+        if self.implicit and self.tls is not None:
+            conn = self.tls.wrap_socket(conn, server_side=True)
+        return conn, addr
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that refuses the certificate ends its session abruptly; the test checks what was sent
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.server_address[1]}"
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
+@contextlib.contextmanager
+def running(server: SmtpServer) -> Iterator[SmtpServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -102,6 +129,33 @@ def smtp() -> Iterator[SmtpServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with running(SmtpServer()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (made by the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*map(str, certificate))
+    return context
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +304,52 @@ def test_a_password_is_not_sent_unencrypted_to_another_machine(
     assert main(args) == 1
     assert "offers no encryption (STARTTLS), so the password" in capsys.readouterr().err
     assert "AUTH" not in smtp.commands and smtp.messages == []
+
+
+def _send_with_login(server: SmtpServer, quarter: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(mail, "_LOCAL", frozenset())  # as if the test server were another machine
+    monkeypatch.setenv("KPI_SMTP_USER", "kpi-mailer")
+    monkeypatch.setenv("KPI_SMTP_PASSWORD", "s3cret-from-env")
+    args = ["send", str(quarter), "--to", "cmo@example.com", "--smtp", server.address, "--from", "kpi@example.com"]
+    return main(args)
+
+
+def test_starttls_is_used_when_offered_and_the_password_goes_encrypted(
+    quarter: Path, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # trust the test certificate, as a real CA's
+    with running(SmtpServer(tls=_server_tls(certificate))) as server:
+        assert _send_with_login(server, quarter, monkeypatch) == 0
+    assert server.commands[:3] == ["EHLO", "STARTTLS", "EHLO+tls"]
+    assert "AUTH+tls" in server.commands and "AUTH" not in server.commands
+    assert server.logins == [("kpi-mailer", "s3cret-from-env")]
+    _check_message(_parse(server.messages[0]), quarter, "report.pdf")
+
+
+def test_a_certificate_the_machine_does_not_trust_is_refused(
+    quarter: Path, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A server whose certificate no trusted authority signed (a man in the middle, say) gets neither
+    the password nor the report."""
+    with running(SmtpServer(tls=_server_tls(certificate))) as server:
+        assert _send_with_login(server, quarter, monkeypatch) == 1
+    assert "cannot send through" in capsys.readouterr().err
+    assert server.logins == [] and server.messages == []
+
+
+def test_port_465_speaks_tls_from_the_start(
+    quarter: Path, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    try:
+        server = SmtpServer(port=465, tls=_server_tls(certificate), implicit=True)
+    except OSError as exc:  # not root, or the port is taken
+        pytest.skip(f"cannot listen on 127.0.0.1:465 here ({exc.strerror})")
+    with running(server):
+        assert _send_with_login(server, quarter, monkeypatch) == 0
+    assert server.commands[0] == "EHLO+tls" and "STARTTLS" not in server.commands
+    assert server.logins == [("kpi-mailer", "s3cret-from-env")]
+    _check_message(_parse(server.messages[0]), quarter, "report.pdf")
 
 
 def test_an_unreachable_server_fails_the_run(quarter: Path, capsys) -> None:

@@ -146,6 +146,19 @@ def test_links_between_pages_become_anchors_that_exist(pages: tuple[Path, list[J
         assert soup.find(id=href[1:]) is not None, href
 
 
+@pytest.mark.parametrize("paper", ["A4", "Letter"])
+def test_the_one_file_prints_on_the_paper_asked_for(pages: tuple[Path, list[Job]], paper: str) -> None:
+    folder, plan = pages
+    page_rules = re.findall(r"@page\s*{[^}]*", build_report(folder, "2026Q3", plan, "<p>b</p>", {}, paper=paper))
+    assert [re.search(r"size:\s*([^;]+);", rule).group(1) for rule in page_rules if "size:" in rule] == [paper]
+
+
+def test_an_unknown_paper_size_is_refused(pages: tuple[Path, list[Job]]) -> None:
+    folder, plan = pages
+    with pytest.raises(ValueError, match="paper must be one of"):
+        build_report(folder, "2026Q3", plan, "<p>b</p>", {}, paper="A4; } body { display: none")
+
+
 def test_styles_once_no_script_names_as_text(pages: tuple[Path, list[Job]]) -> None:
     folder, plan = pages
     report = build_report(folder, "2026Q3", plan, "<p>the brief</p>", {"data_fingerprint": "sha256:" + "ab" * 32})

@@ -64,6 +64,19 @@ def test_the_same_report_prints_to_the_same_bytes(tiny_report: TinyReport, tmp_p
     assert not list(tmp_path.glob(".*.printing"))
 
 
+@needs_poppler
+def test_letter_paper_prints_letter_pages(tiny_report: TinyReport, tmp_path) -> None:
+    """`kpi report --pdf --paper Letter`: the one file asks for Letter, and Chromium prints it so
+    (8.5 x 11 in, 612 x 792 points; A4 is 595 x 842)."""
+    page = tmp_path / "report.html"
+    text = (tiny_report.folder / "report.html").read_text(encoding="utf-8")
+    page.write_text(re.sub(r"size:\s*A4;", "size: Letter;", text, count=1), encoding="utf-8")
+    for html, size in ((tiny_report.folder / "report.html", r"594\.96 x 841\.92"), (page, "612 x 792")):
+        printed = pdf.print_pdf(html, tmp_path / f"{html.parent.name}.pdf")
+        info = subprocess.run(["pdfinfo", str(printed)], capture_output=True, text=True, check=True).stdout
+        assert re.search(rf"Page size:\s+{size}", info), (html, info)
+
+
 def _table_rows(report: Path) -> list[tuple[str, str]]:
     """Each table of the one file as (its first row, its last row), whitespace dropped, in document order."""
     from bs4 import BeautifulSoup
