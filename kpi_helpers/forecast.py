@@ -503,7 +503,7 @@ def _normalised(stage: pd.Series) -> np.ndarray:
     names hundreds of thousands of times)."""
     codes, names = pd.factorize(stage.to_numpy(dtype=object))
     clean = np.array([str(n).strip().lower() for n in names], dtype=object)
-    return clean[codes] if len(clean) else np.array([], dtype=object)
+    return clean[codes]
 
 
 #: stage names that close a deal in a stage history (the contract's, and CRMs' usual spellings)
